@@ -1,0 +1,1 @@
+"""Conversation types, prompt rendering and tool-call parsing."""

@@ -1,0 +1,183 @@
+"""The `gemma-agent` command line: a thin typer app; every command calls a library function."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from agent.errors import EXIT_INTERRUPTED, AgentError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 the task finished (and its checks passed); 1 the agent stopped without finishing "
+    "(step, time or context limit, stuck, checks failing); 2 bad usage or configuration (including a "
+    "missing model file); 3 the engine failed (load error, server down); 130 interrupted."
+)
+
+app = typer.Typer(
+    name="gemma-agent",
+    help="A coding agent that runs a local model through llama.cpp.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+def handle_errors(command):
+    """Turn our failures into one `Error:` line on stderr and the documented exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except AgentError as error:
+            typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("Interrupted.", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper
+
+
+def setup_logging(verbose: bool) -> None:
+    """Send our loggers to stderr: warnings always, everything with -v."""
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=_stderr_console(), show_path=False, show_time=False)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("agent").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("tools").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+@functools.lru_cache(maxsize=1)
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+# Options shared by every command that runs a model.
+Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Path of the GGUF model file (llamacpp engine).")]
+Engine = Annotated[Optional[str], typer.Option(help="llamacpp (in-process, default), openai (an OpenAI-compatible server) or scripted.")]
+Script = Annotated[Optional[str], typer.Option(help="JSON Lines file of replies for --engine scripted (or a trajectory to replay).")]
+BaseUrl = Annotated[Optional[str], typer.Option(help="Server URL for --engine openai, e.g. http://127.0.0.1:8080/v1.")]
+ApiModel = Annotated[Optional[str], typer.Option(help="Model name sent to the server (--engine openai).")]
+ApiKeyEnv = Annotated[Optional[str], typer.Option(help="Environment variable holding the server's API key (--engine openai).")]
+Ctx = Annotated[Optional[int], typer.Option(help="Context size in tokens. Default 32768.")]
+GpuLayers = Annotated[Optional[int], typer.Option(help="Layers to offload to the GPU; -1 for all (default), 0 for none.")]
+Threads = Annotated[Optional[int], typer.Option(help="CPU threads for llama.cpp; 0 picks one per physical core.")]
+CpuMoe = Annotated[Optional[int], typer.Option(help="Keep the MoE expert weights of this many layers in system RAM.")]
+KvType = Annotated[Optional[str], typer.Option(help="KV cache type: f16 (default), q8_0 or q4_0.")]
+Thinking = Annotated[Optional[bool], typer.Option("--thinking/--no-thinking", help="Let Gemma 4 think before it answers.")]
+Temperature = Annotated[Optional[float], typer.Option(help="Sampling temperature. Default 0.2.")]
+Seed = Annotated[Optional[int], typer.Option(help="Sampling seed, for repeatable runs.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON Lines events instead of the screen; the last one is the summary.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log engine and loop details to stderr.")]
+
+
+def collect_flags(**flags: Any) -> dict[str, Any]:
+    """Return the flags the user gave, by setting name (None means not given)."""
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+@app.command()
+@handle_errors
+def build(
+    task: Annotated[str, typer.Argument(help="What to build, in plain words.")],
+    workspace: Annotated[Path, typer.Option("--workspace", "-w", help="Folder the agent works in; created if missing.")] = Path("."),
+    model: Model = None,
+    engine: Engine = None,
+    script: Script = None,
+    base_url: BaseUrl = None,
+    api_model: ApiModel = None,
+    api_key_env: ApiKeyEnv = None,
+    ctx: Ctx = None,
+    gpu_layers: GpuLayers = None,
+    threads: Threads = None,
+    cpu_moe: CpuMoe = None,
+    kv_type: KvType = None,
+    thinking: Thinking = None,
+    temperature: Temperature = None,
+    seed: Seed = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many model replies. Default 30.")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Stop after this many seconds. Default 3600.")] = None,
+    sandbox: Annotated[Optional[str], typer.Option(help="auto (bubblewrap where it works), bwrap, or none (no isolation).")] = None,
+    allow_network: Annotated[Optional[bool], typer.Option("--allow-network", help="Let commands reach the network for this run.")] = None,
+    branch: Annotated[Optional[bool], typer.Option("--branch", help="Work on a new branch gemma-agent/<run-id>.")] = None,
+    checkpoints: Annotated[Optional[bool], typer.Option("--checkpoints/--no-checkpoints", help="Commit each step in git. Default on.")] = None,
+    json_out: JsonOut = False,
+    verbose: Verbose = False,
+) -> None:
+    """Build TASK in the workspace: plan, then write, edit and run files with tool calls until done."""
+    from agent.config import load_settings
+    from agent.session import run_task
+
+    setup_logging(verbose)
+    flags = collect_flags(
+        model=model, engine=engine, script=script, base_url=base_url, api_model=api_model, api_key_env=api_key_env,
+        ctx=ctx, gpu_layers=gpu_layers, threads=threads, cpu_moe=cpu_moe, kv_type=kv_type, thinking=thinking,
+        temperature=temperature, seed=seed, max_steps=max_steps, max_seconds=max_seconds, sandbox=sandbox,
+        allow_network=allow_network, branch=branch, checkpoints=checkpoints,
+    )
+    settings = load_settings(flags)
+    summary = run_task(task, settings, workspace, [_event_output(json_out)])
+    raise typer.Exit(summary.exit_code)
+
+
+def _event_output(json_out: bool):
+    from agent.ui import JsonLinesWriter, ScreenRenderer
+
+    mask = _mask_function()
+    if json_out:
+        return JsonLinesWriter(sys.stdout, mask=mask)
+    return ScreenRenderer(mask=mask)
+
+
+def _mask_function():
+    from agent.sandbox import mask_secrets
+
+    return mask_secrets
+
+
+@config_app.command("show")
+@handle_errors
+def config_show(json_out: JsonOut = False) -> None:
+    """Print every setting, its value and where it came from (default, a config file, environment)."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from agent.config import load_settings
+
+    rows = load_settings().explain()
+    if json_out:
+        typer.echo(json.dumps({key: {"value": value, "source": source} for key, value, source in rows}, indent=2))
+        return
+    table = Table("setting", "value", "source")
+    for key, value, source in rows:
+        table.add_row(key, repr(value), source)
+    Console().print(table)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()
+

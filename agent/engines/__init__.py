@@ -1,0 +1,1 @@
+"""Engines turn a conversation into the model's next reply."""

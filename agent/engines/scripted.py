@@ -1,0 +1,98 @@
+"""A deterministic engine that plays back replies from a JSON Lines script.
+
+Each line is one model reply: `{"text": "..."}` is a raw completion, parsed exactly like real model
+output; `{"tool_calls": [{"name": ..., "arguments": {...}}], "text": "..."}` is a structured reply as
+an OpenAI-compatible server returns it. A trajectory file is accepted too and replays its replies.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.chat.messages import Message, ToolCall, ToolSpec
+from agent.chat.parse import parse_reply
+from agent.engines.base import DeltaCallback, Reply, ToolChoice, Usage, estimate_tokens
+from agent.errors import ScriptExhausted, UsageError
+from agent.trajectory import replies_for_replay
+
+SCRIPTED_CONTEXT_SIZE = 131072
+
+
+def load_script(path: Path) -> list[dict[str, Any]]:
+    """Read a script (or a trajectory to replay) and check every line, naming the first bad one."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"Script file not found: {path}. Pass --script with a JSON Lines file of replies.")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    if first and '"event"' in first:
+        return replies_for_replay(path)
+    replies = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"{path}:{number}: invalid JSON ({error.msg}). Each line must be one JSON object.") from None
+        if not isinstance(entry, dict) or not ({"text", "tool_calls"} & entry.keys()):
+            raise UsageError(f'{path}:{number}: each line needs "text" or "tool_calls".')
+        replies.append(entry)
+    return replies
+
+
+class ScriptedEngine:
+    """Plays back a script, one reply per call, through the same parser as real output."""
+
+    name = "scripted"
+    context_size = SCRIPTED_CONTEXT_SIZE
+    concurrent = False
+
+    def __init__(self, replies: Sequence[dict[str, Any]], model_name: str = "scripted"):
+        self.replies = list(replies)
+        self.model_name = model_name
+        self.position = 0
+        self._last_prompt_tokens = 0
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> ScriptedEngine:
+        return cls(load_script(Path(path)), model_name=f"scripted:{Path(path).name}")
+
+    def reply(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        tool_choice: ToolChoice = "auto",
+        on_delta: DeltaCallback | None = None,
+    ) -> Reply:
+        if self.position >= len(self.replies):
+            raise ScriptExhausted(f"The script has no reply left after {len(self.replies)}; the run stops here.")
+        entry = self.replies[self.position]
+        self.position += 1
+
+        started = time.perf_counter()
+        text = entry.get("text", "")
+        structured = [ToolCall(c["name"], c.get("arguments", {}), c.get("id", "")) for c in entry.get("tool_calls", [])]
+        if on_delta and text:
+            on_delta("text", text)
+        parsed = parse_reply(text, tools, structured=structured)
+        return Reply(text, parsed, self._usage(messages, tools, text, started), structured_calls=structured)
+
+    def _usage(self, messages: Sequence[Message], tools: Sequence[ToolSpec], text: str, started: float) -> Usage:
+        # The history only grows within a run, so everything sent before counts as reused.
+        prompt_tokens = self.count_tokens(messages, tools)
+        cached = min(self._last_prompt_tokens, prompt_tokens)
+        self._last_prompt_tokens = prompt_tokens + estimate_tokens(text)
+        return Usage(prompt_tokens, cached, estimate_tokens(text), decode_seconds=time.perf_counter() - started)
+
+    def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> int:
+        text = "".join(m.content for m in messages) + "".join(t.description for t in tools)
+        return estimate_tokens(text)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,1 @@
+"""Task suites: task files, the runner, checks and reports."""

@@ -1,0 +1,169 @@
+"""The `page` check: open a workspace page in headless Chromium and run the task's page script.
+
+The workspace is served by an HTTP server on 127.0.0.1 (a free port, for this check only). The
+page's Math.random is replaced by a seeded generator before any page script runs, so a given page
+deals the same cards on every run. Any console error or uncaught exception fails the check, and it
+is reported before the script's own failure because it is usually the cause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import importlib.util
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from agent.errors import UsageError
+from agent.evals.tasks import PageCheck
+
+logger = logging.getLogger(__name__)
+
+CHROMIUM_ENV = "GEMMA_AGENT_CHROMIUM"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ACTION_TIMEOUT_MS = 5_000
+
+# mulberry32: a small seeded generator, installed before the page's own scripts run.
+SEEDED_RANDOM_SCRIPT = """
+(() => {
+  let state = %d >>> 0;
+  Math.random = function () {
+    state = (state + 0x6D2B79F5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+})();
+"""
+
+
+def run_page_check(check: PageCheck, workspace: Path) -> str | None:
+    """Return None when the page loaded cleanly and the script's check(page) passed, else the first problem."""
+    if not (workspace / check.page).is_file():
+        return f"{check.page} was not found in the workspace."
+    script = _load_script(check.script)
+    sync_playwright, playwright_error = _import_playwright()
+
+    browser_errors: list[str] = []
+    with _serve(workspace) as base_url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = _open_page(browser, f"{base_url}/{check.page}", check, browser_errors)
+            failure = _run_script(script, page, playwright_error)
+        except playwright_error as error:
+            failure = f"the browser could not open {check.page}: {_first_line(str(error))}"
+        finally:
+            browser.close()
+
+    if browser_errors:
+        return browser_errors[0]
+    return failure
+
+
+def find_chromium() -> str:
+    """Return the Chromium executable: $GEMMA_AGENT_CHROMIUM, else the first browser found on PATH."""
+    configured = os.environ.get(CHROMIUM_ENV)
+    if configured:
+        return configured
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise UsageError(
+        f"Page checks need Chromium, and none was found on PATH. Install it (apt-get install chromium) "
+        f"or set {CHROMIUM_ENV} to its executable."
+    )
+
+
+def _import_playwright() -> tuple[Any, type[Exception]]:
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        raise UsageError("Page checks need Playwright: pip install 'gemma-agent[browser]'.") from None
+    return sync_playwright, Error
+
+
+def _open_page(browser: Any, url: str, check: PageCheck, browser_errors: list[str]) -> Any:
+    page = browser.new_page()
+    page.set_default_timeout(ACTION_TIMEOUT_MS)
+    page.on("console", lambda message: _note_console(message, browser_errors))
+    page.on("pageerror", lambda error: browser_errors.append(f"JavaScript error on the page: {_first_line(str(error))}"))
+    page.add_init_script(SEEDED_RANDOM_SCRIPT % check.seed)
+    page.goto(url, wait_until="load", timeout=check.timeout * 1000)
+    return page
+
+
+def _note_console(message: Any, browser_errors: list[str]) -> None:
+    if message.type == "error":
+        browser_errors.append(f"the browser console shows an error: {_first_line(message.text)}")
+
+
+def _run_script(script: ModuleType, page: Any, playwright_error: type[Exception]) -> str | None:
+    try:
+        script.check(page)
+    except AssertionError as error:
+        return _first_line(str(error)) or "the page check failed without a message"
+    except playwright_error as error:
+        return f"the browser action failed: {_first_line(str(error))}"
+    return None
+
+
+def _load_script(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"gemma_agent_page_check_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"{path}: cannot be loaded as a Python page script.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "check", None)):
+        raise UsageError(f"{path}: a page script must define check(page).")
+    return module
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the workspace without logging each request, and answers a missing favicon with 204."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("page server: " + format, *args)
+
+    def do_GET(self) -> None:
+        if self.path == "/favicon.ico" and not Path(self.translate_path(self.path)).is_file():
+            # Browsers ask for it unprompted; a 404 would show up as a console error the page cannot fix.
+            self.send_response(204)
+            self.end_headers()
+            return
+        super().do_GET()
+
+
+@contextlib.contextmanager
+def _serve(folder: Path) -> Iterator[str]:
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="page-check-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""

@@ -1,0 +1,209 @@
+"""Wires one run together: engine, workspace, sandbox, checkpoints, trajectory and the loop.
+
+`gemma-agent build` and the eval runner both call `run_task`.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.config import Settings
+from agent.errors import EXIT_FINISHED, EXIT_INTERRUPTED, EXIT_NOT_FINISHED, UsageError
+from agent.events import EventBus, EventHandler
+from agent.loop import Loop, RunResult, Verifier
+from agent.tool import ToolContext
+from agent.trajectory import TRAJECTORY_FILE, TrajectoryWriter, new_run_id
+from agent.workspace import Workspace
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """The closing figures of a run, as shown on screen and written as the last `--json` event."""
+
+    run_id: str
+    status: str
+    exit_code: int
+    message: str
+    steps: int
+    tool_calls: int
+    refused_calls: int
+    failed_calls: int
+    edit_failures: int
+    files_written: list[str]
+    prompt_tokens: int
+    prompt_tokens_cached: int
+    prompt_tokens_evaluated: int
+    completion_tokens: int
+    decode_tokens_per_second: float
+    seconds: float
+    peak_memory_mb: float
+    trajectory: str
+    workspace: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def create_engine(settings: Settings):
+    """Build the engine the settings name. Concrete engines are imported here only, when chosen."""
+    if settings.engine == "scripted":
+        from agent.engines.scripted import ScriptedEngine
+
+        if not settings.script:
+            raise UsageError("--engine scripted needs --script FILE, a JSON Lines file of replies.")
+        return ScriptedEngine.from_file(settings.script)
+    if settings.engine == "llamacpp":
+        from agent.engines.llamacpp import LlamaCppEngine
+
+        if not settings.model:
+            raise UsageError("No model given. Pass --model PATH.gguf (see README: Getting the model).")
+        return LlamaCppEngine(settings)
+    if settings.engine == "openai":
+        from agent.engines.openai import OpenAIEngine
+
+        if not settings.base_url:
+            raise UsageError("--engine openai needs --base-url, such as http://127.0.0.1:8080/v1.")
+        return OpenAIEngine(settings)
+    raise UsageError(f"Unknown engine {settings.engine!r}. Choose llamacpp, openai or scripted.")
+
+
+def run_task(
+    task: str,
+    settings: Settings,
+    workspace_dir: Path,
+    handlers: list[EventHandler],
+    *,
+    engine=None,
+    verify: Verifier | None = None,
+) -> RunSummary:
+    """Run one task in `workspace_dir` and return its summary. Usage errors raise before anything is written."""
+    task = task.strip()
+    if not task:
+        raise UsageError('The task is empty. Say what to build, e.g. gemma-agent build "Create hello.py that prints hello".')
+    owns_engine = engine is None
+    engine = engine or create_engine(settings)
+    try:
+        return _run_with_engine(task, settings, Workspace(workspace_dir), handlers, engine, verify)
+    finally:
+        if owns_engine:
+            engine.close()
+
+
+def _run_with_engine(task, settings, workspace, handlers, engine, verify) -> RunSummary:
+    from agent.sandbox import create_sandbox
+    from tools import default_toolset
+
+    sandbox = create_sandbox(settings, workspace.root)
+    workspace.create()
+    run_id = new_run_id()
+    trajectory_path = workspace.runs_dir() / run_id / TRAJECTORY_FILE
+    writer = TrajectoryWriter(trajectory_path, mask=_secret_masker())
+    bus = EventBus(writer, *handlers)
+    checkpointer = _start_checkpoints(settings, workspace, run_id, task, bus)
+    try:
+        bus.emit("run_start", **_run_start_fields(task, settings, engine, workspace, run_id, trajectory_path, sandbox))
+        context = ToolContext(workspace, sandbox, settings)
+        committer = _StepCommitter(checkpointer, run_id) if checkpointer else None
+        loop = Loop(engine, default_toolset(), context, bus, verify=verify, committer=committer)
+        result = loop.run(task)
+        summary = _summarize(result, run_id, trajectory_path, workspace)
+        if checkpointer:
+            checkpointer.end_run(run_id, result.status)
+        bus.emit("run_end", **summary.to_dict())
+        return summary
+    finally:
+        sandbox.close()
+        writer.close()
+
+
+def _start_checkpoints(settings, workspace, run_id, task, bus):
+    if not settings.checkpoints:
+        return None
+    from agent.checkpoints import Checkpointer
+
+    checkpointer = Checkpointer(workspace.root, branch=settings.branch)
+    for notice in checkpointer.begin_run(run_id, task):
+        bus.emit("notice", text=notice)
+    return checkpointer
+
+
+class _StepCommitter:
+    """Adapts the checkpointer to the loop's StepCommitter, binding the run id."""
+
+    def __init__(self, checkpointer, run_id: str):
+        self.checkpointer = checkpointer
+        self.run_id = run_id
+
+    def commit_step(self, step: int, changed: list[str], summary: str) -> dict:
+        checkpoint = self.checkpointer.commit_step(self.run_id, step, changed, summary)
+        return {
+            "commit": checkpoint.commit,
+            "committed": checkpoint.committed,
+            "skipped": [{"path": path, "reason": reason} for path, reason in checkpoint.skipped],
+        }
+
+
+def _run_start_fields(task, settings, engine, workspace, run_id, trajectory_path, sandbox) -> dict[str, Any]:
+    shown = {key: value for key, value, _ in settings.explain() if key not in ("json", "verbose")}
+    return {
+        "run_id": run_id,
+        "task": task,
+        "engine": engine.name,
+        "model": engine.model_name,
+        "context_size": engine.context_size,
+        "workspace": str(workspace.root),
+        "trajectory": str(trajectory_path),
+        "sandbox": getattr(sandbox, "name", "unknown"),
+        "settings": shown,
+    }
+
+
+def _summarize(result: RunResult, run_id: str, trajectory_path: Path, workspace: Workspace) -> RunSummary:
+    totals = result.totals
+    usage = totals.usage
+    return RunSummary(
+        run_id=run_id,
+        status=result.status,
+        exit_code=_exit_code(result),
+        message=result.summary,
+        steps=totals.steps,
+        tool_calls=totals.tool_calls,
+        refused_calls=totals.refused_calls,
+        failed_calls=totals.failed_calls,
+        edit_failures=totals.edit_failures,
+        files_written=totals.files_written,
+        prompt_tokens=usage.prompt_tokens,
+        prompt_tokens_cached=usage.prompt_tokens_cached,
+        prompt_tokens_evaluated=usage.prompt_tokens_evaluated,
+        completion_tokens=usage.completion_tokens,
+        decode_tokens_per_second=round(usage.decode_tokens_per_second, 2),
+        seconds=round(result.seconds, 2),
+        peak_memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        trajectory=str(trajectory_path),
+        workspace=str(workspace.root),
+    )
+
+
+def _exit_code(result: RunResult) -> int:
+    if result.status == "finished":
+        return EXIT_FINISHED
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    if result.error is not None:
+        return result.error.exit_code
+    return EXIT_NOT_FINISHED
+
+
+def _secret_masker():
+    try:
+        from agent.sandbox import mask_secrets
+    except ImportError:
+        return None
+    return mask_secrets

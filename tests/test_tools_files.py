@@ -1,0 +1,115 @@
+"""The file tools against a real workspace folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.config import Settings
+from agent.sandbox import Sandbox
+from agent.tool import ToolContext, ToolError
+from agent.workspace import Workspace
+from tools.files import EditFile, ListFiles, ReadFile, SearchFiles, WriteFile
+
+
+@pytest.fixture
+def context(tmp_path):
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create()
+    return ToolContext(workspace, Sandbox(workspace.root), Settings())
+
+
+def test_write_creates_folders_and_reports_change(context):
+    result = WriteFile().run({"path": "src/app.py", "content": "x = 1\n"}, context)
+
+    assert (context.workspace.root / "src/app.py").read_text() == "x = 1\n"
+    assert result.changed == ["src/app.py"]
+
+
+def test_write_outside_workspace_is_refused(context, tmp_path):
+    for path in ("../outside.txt", str(tmp_path / "abs.txt")):
+        with pytest.raises(ToolError, match="outside the workspace"):
+            WriteFile().run({"path": path, "content": "x"}, context)
+    assert not (tmp_path / "outside.txt").exists()
+    assert not (tmp_path / "abs.txt").exists()
+
+
+def test_symlink_out_of_workspace_is_refused(context, tmp_path):
+    (tmp_path / "secret.txt").write_text("secret")
+    (context.workspace.root / "link").symlink_to(tmp_path)
+
+    with pytest.raises(ToolError, match="outside the workspace"):
+        ReadFile().run({"path": "link/secret.txt"}, context)
+    with pytest.raises(ToolError, match="outside the workspace"):
+        WriteFile().run({"path": "link/new.txt", "content": "x"}, context)
+
+
+def test_agent_folder_is_off_limits(context):
+    with pytest.raises(ToolError, match=".gemma-agent"):
+        WriteFile().run({"path": ".gemma-agent/runs/x", "content": "x"}, context)
+
+
+def test_read_shows_numbered_range(context):
+    (context.workspace.root / "a.txt").write_text("one\ntwo\nthree\n")
+
+    result = ReadFile().run({"path": "a.txt", "start_line": 2, "end_line": 3}, context)
+
+    assert result.output == "   2  two\n   3  three"
+
+
+def test_read_missing_file_says_what_to_do(context):
+    with pytest.raises(ToolError, match="does not exist. Use list_files"):
+        ReadFile().run({"path": "nope.txt"}, context)
+
+
+def test_read_binary_is_refused(context):
+    (context.workspace.root / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
+
+    with pytest.raises(ToolError, match="binary"):
+        ReadFile().run({"path": "image.png"}, context)
+
+
+def test_edit_replaces_unique_match(context):
+    (context.workspace.root / "a.py").write_text("a = 1\nb = 2\n")
+
+    result = EditFile().run({"path": "a.py", "search": "b = 2", "replace": "b = 3"}, context)
+
+    assert (context.workspace.root / "a.py").read_text() == "a = 1\nb = 3\n"
+    assert result.changed == ["a.py"]
+
+
+def test_edit_with_several_matches_changes_nothing(context):
+    (context.workspace.root / "a.py").write_text("x = 1\nx = 1\n")
+
+    with pytest.raises(ToolError, match="matches 2 places"):
+        EditFile().run({"path": "a.py", "search": "x = 1", "replace": "x = 2"}, context)
+    assert (context.workspace.root / "a.py").read_text() == "x = 1\nx = 1\n"
+
+
+def test_edit_without_match_changes_nothing(context):
+    (context.workspace.root / "a.py").write_text("x = 1\n")
+
+    with pytest.raises(ToolError, match="not found"):
+        EditFile().run({"path": "a.py", "search": "y = 1", "replace": "y = 2"}, context)
+    assert (context.workspace.root / "a.py").read_text() == "x = 1\n"
+
+
+def test_list_skips_git_and_agent_folders(context):
+    root = context.workspace.root
+    (root / "src").mkdir()
+    (root / "src/a.py").write_text("")
+    (root / ".git").mkdir()
+    (root / ".git/HEAD").write_text("")
+
+    result = ListFiles().run({}, context)
+
+    assert result.output == "src/a.py"
+
+
+def test_search_finds_lines_and_rejects_bad_regex(context):
+    (context.workspace.root / "a.py").write_text("def add(a, b):\n    return a + b\n")
+
+    result = SearchFiles().run({"pattern": r"def \w+"}, context)
+
+    assert result.output == "a.py:1: def add(a, b):"
+    with pytest.raises(ToolError, match="not a valid regular expression"):
+        SearchFiles().run({"pattern": "("}, context)
