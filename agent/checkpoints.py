@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from agent.config import Settings
 from agent.errors import UsageError
 from agent.gitrepo import GitRepo, StatusEntry
+from agent.workspace import AGENT_DIR
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,6 @@ STEP_TRAILER = "Gemma-Agent-Step"
 BASELINE_TRAILER = "Gemma-Agent-Baseline"
 REVERTS_TRAILER = "Gemma-Agent-Reverts"
 BRANCH_PREFIX = "gemma-agent/"
-AGENT_DIR = ".gemma-agent"
 
 DEFAULT_MAX_FILE_BYTES = Settings.checkpoint_max_file_bytes
 SUBJECT_MAX_CHARS = 72
@@ -52,7 +52,7 @@ SECRET_CONTENT = {
 
 @dataclass
 class StepCheckpoint:
-    """The commit for one step (None when nothing was committed), what it holds and what it left out, with why."""
+    """The commit of one step (None when nothing was committed), the files it contains, and those left out with the reason."""
 
     commit: str | None
     committed: list[str] = field(default_factory=list)
@@ -195,6 +195,8 @@ class Checkpointer:
             absolute = Path(os.path.normpath(self.root / name))
             if absolute != self.repo.root and self.repo.root not in absolute.parents:
                 skipped.append((name, "outside the git repository"))
+            elif absolute.is_dir() and not absolute.is_symlink() and absolute.name in (*SKIPPED_FOLDERS, AGENT_DIR):
+                skipped.append((name, _folder_reason(absolute.name)))
             elif absolute.is_dir() and not absolute.is_symlink():
                 files += self._walk(absolute, skipped)
             else:
@@ -249,9 +251,9 @@ class Checkpointer:
             head = handle.read(max(BINARY_SNIFF_BYTES, SECRET_SCAN_BYTES))
         if b"\0" in head[:BINARY_SNIFF_BYTES]:
             return "binary file"
-        for what, pattern in SECRET_CONTENT.items():
+        for kind, pattern in SECRET_CONTENT.items():
             if pattern.search(head):
-                return f"looks like a secret (it contains {what})"
+                return f"looks like a secret (it contains {kind})"
         return None
 
     def _nested_repository(self, path: str) -> str | None:
@@ -318,8 +320,8 @@ def _secret_name(name: str) -> bool:
 
 
 def _user_change_reason(entry: StatusEntry) -> str:
-    what = entry.describe().split(":", 1)[0]
-    return f"held your uncommitted changes ({what}) before this run, so it is left for you to commit"
+    change = entry.describe().split(":", 1)[0]
+    return f"held your uncommitted changes ({change}) before this run, so it is left for you to commit"
 
 
 def _folder_reason(folder: str) -> str:

@@ -93,7 +93,8 @@ def collect_flags(**flags: Any) -> dict[str, Any]:
 @app.command()
 @handle_errors
 def build(
-    task: Annotated[str, typer.Argument(help="What to build, in plain words.")],
+    task: Annotated[str, typer.Argument(help="What to build, in plain words. Leave out with --resume.")] = "",
+    resume: Annotated[Optional[str], typer.Option(help="Continue the stopped run RUN (its id, shown in the summary) of the workspace.", metavar="RUN")] = None,
     workspace: Annotated[Path, typer.Option("--workspace", "-w", help="Folder the agent works in; created if missing.")] = Path("."),
     model: Model = None,
     engine: Engine = None,
@@ -130,7 +131,11 @@ def build(
         allow_network=allow_network, branch=branch, checkpoints=checkpoints,
     )
     settings = load_settings(flags)
-    summary = run_task(task, settings, workspace, [_event_output(json_out)])
+    if resume and task.strip():
+        from agent.errors import UsageError
+
+        raise UsageError("Give either a task or --resume RUN, not both: a resumed run keeps its own task.")
+    summary = run_task(task, settings, workspace, [_event_output(json_out)], resume=resume)
     raise typer.Exit(summary.exit_code)
 
 
@@ -168,6 +173,57 @@ def config_show(json_out: JsonOut = False) -> None:
     for key, value, source in rows:
         table.add_row(key, repr(value), source)
     Console().print(table)
+
+
+HistoryWorkspace = Annotated[Path, typer.Option("--workspace", "-w", help="Folder the agent worked in.")]
+
+
+@app.command("log")
+@handle_errors
+def log_command(workspace: HistoryWorkspace = Path("."), json_out: Annotated[bool, typer.Option("--json", help="Print the runs as a JSON array.")] = False) -> None:
+    """List the agent's runs, newest first: task, status, and each checkpointed step with its commit, files and seconds."""
+    from agent.history import load_runs, log_json, log_text
+
+    runs = load_runs(workspace)
+    typer.echo(log_json(runs) if json_out else log_text(runs))
+
+
+@app.command("diff")
+@handle_errors
+def diff_command(
+    target: Annotated[Optional[str], typer.Argument(metavar="[RUN|STEP]", help="A run id or unique prefix; RUN:N or N (step N of the latest run). Default: the latest run.")] = None,
+    workspace: HistoryWorkspace = Path("."),
+) -> None:
+    """Show what a run or one step changed, as a patch."""
+    from agent.history import diff_text
+
+    typer.echo(diff_text(workspace, target))
+
+
+@app.command("undo")
+@handle_errors
+def undo_command(
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Undo this many of the agent's latest steps. Default 1.")] = None,
+    run: Annotated[Optional[str], typer.Option("--run", help="Undo every step of this run (id or unique prefix).")] = None,
+    workspace: HistoryWorkspace = Path("."),
+) -> None:
+    """Undo the agent's latest steps or a whole run, touching only the agent's commits.
+
+    Moves the branch back when nothing else happened since; otherwise adds revert commits. Changes nothing, and says why, when you committed or edited the same files afterwards.
+    """
+    from agent.history import undo
+
+    typer.echo("\n".join(undo(workspace, steps=steps, run=run).describe()))
+
+
+# Commands kept in their own modules. They are imported here, after the shared options they reuse.
+from agent.commands_chat import chat  # noqa: E402
+from agent.commands_doctor import doctor  # noqa: E402
+from agent.commands_models import models_app  # noqa: E402
+
+app.add_typer(models_app, name="models")
+app.command()(doctor)
+app.command()(chat)
 
 
 def main() -> None:

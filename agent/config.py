@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,6 +24,8 @@ class Settings:
     # Engine
     engine: str = "llamacpp"
     model: str = ""
+    # Folders searched for GGUF files by `models list` and by --model NAME, besides the Hugging Face cache.
+    model_dirs: list[str] = field(default_factory=list)
     script: str = ""
     base_url: str = ""
     api_model: str = ""
@@ -41,6 +45,8 @@ class Settings:
     flash_attn: bool = True
     kv_type: str = "f16"
     cpu_moe: int = 0
+    # Keep every sliding-window layer's KV cells (more memory); off: checkpoint them at turn boundaries.
+    swa_full: bool = False
     thinking: bool = False
     # Sampling
     temperature: float = 0.2
@@ -57,6 +63,13 @@ class Settings:
     sandbox: str = "auto"
     allow_network: bool = False
     command_timeout: float = 60.0
+    command_max_timeout: float = 600.0
+    command_cpu_seconds: int = 300
+    command_memory_mb: int = 4096
+    command_max_processes: int = 256
+    command_max_file_mb: int = 1024
+    command_log_limit_mb: int = 64
+    background_wait: float = 3.0
     output_limit: int = 16_000
     # Workspace
     checkpoints: bool = True
@@ -100,13 +113,40 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"{path}: invalid TOML: {error}. Fix the file or remove it.") from None
+        raise UsageError(_toml_error_message(path, error)) from None
     except OSError as error:
         raise UsageError(f"{path}: cannot be read: {error.strerror}.") from None
     # Keys may sit at the top level or in an [agent] table.
     flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k for k, v in data.items() if isinstance(v, dict)} - {"agent"}
+    if tables:
+        raise UsageError(f"{path}: unknown table [{sorted(tables)[0]}]. Settings go at the top level or in [agent].")
     flat.update(data.get("agent", {}))
     return {key.replace("-", "_"): value for key, value in flat.items()}
+
+
+def _toml_error_message(path: Path, error: tomllib.TOMLDecodeError) -> str:
+    """Return a one-line message naming the file, the line and the text on it (which shows the key)."""
+    match = re.search(r"line (\d+)", str(error))
+    reason = re.sub(r"\s*\(at (end of document|line \d+, column \d+)\)", "", str(error))
+    if not match:
+        return f"{path}: invalid TOML: {reason}. Fix the file or remove it."
+    number = int(match.group(1))
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    text = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+    return f"{path}:{number}: invalid TOML: {reason} in `{text}`. Fix the line or remove the file."
+
+
+def _key_location(source: str, key: str) -> str:
+    """Return `file:line` of `key` when `source` is a config file that sets it, else `source` itself."""
+    path = Path(source)
+    if not path.is_file():
+        return source
+    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=|^\s*[\"']?{re.escape(key.replace('_', '-'))}[\"']?\s*=")
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if pattern.match(line):
+            return f"{source}:{number}"
+    return source
 
 
 def _from_env(environ: dict[str, str] | os._Environ) -> dict[str, Any]:
@@ -122,14 +162,21 @@ def _apply(settings: Settings, values: dict[str, Any], source: str) -> None:
     kinds = {f.name: f.type for f in _setting_fields()}
     for key, raw in values.items():
         if key not in kinds:
-            raise UsageError(f"{source}: unknown setting {key!r}. Run `gemma-agent config show` to list the settings.")
-        setattr(settings, key, _convert(key, raw, kinds[key], source))
+            close = difflib.get_close_matches(key, kinds, n=1)
+            hint = f"Did you mean {close[0]!r}? " if close else ""
+            raise UsageError(
+                f"{_key_location(source, key)}: unknown setting {key!r}. {hint}"
+                "Run `gemma-agent config show` to list the settings."
+            )
+        setattr(settings, key, _convert(key, raw, kinds[key], _key_location(source, key)))
         settings.sources[key] = source
 
 
 def _convert(key: str, raw: Any, kind: Any, source: str) -> Any:
     kind_name = kind if isinstance(kind, str) else kind.__name__
     try:
+        if kind_name.startswith("list"):
+            return _convert_list(raw)
         if kind_name == "bool":
             if isinstance(raw, bool):
                 return raw
@@ -139,11 +186,30 @@ def _convert(key: str, raw: Any, kind: Any, source: str) -> Any:
                 return False
             raise ValueError
         if kind_name == "int":
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError
             return int(raw)
         if kind_name == "float":
+            if isinstance(raw, bool):
+                raise ValueError
             return float(raw)
+        if isinstance(raw, (bool, list, dict)):
+            raise ValueError
         return str(raw)
     except (TypeError, ValueError):
-        raise UsageError(f"{source}: setting {key!r} must be {kind_name}, got {raw!r}.") from None
+        raise UsageError(f"{source}: setting {key!r} must be {_kind_words(kind_name)}, got {raw!r}.") from None
+
+
+def _convert_list(raw: Any) -> list[str]:
+    """Accept a TOML array of strings, or one string of entries separated by os.pathsep (environment)."""
+    if isinstance(raw, str):
+        return [part for part in raw.split(os.pathsep) if part]
+    if isinstance(raw, (list, tuple)) and all(isinstance(item, str) for item in raw):
+        return list(raw)
+    raise ValueError
+
+
+def _kind_words(kind_name: str) -> str:
+    if kind_name.startswith("list"):
+        return f"a list of strings (in the environment: entries separated by {os.pathsep!r})"
+    return {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}.get(kind_name, kind_name)

@@ -24,8 +24,8 @@ AGENT_EMAIL = "gemma-agent@localhost"
 # Paths per git command line, to stay far below the operating system's argument length limit.
 PATHS_PER_COMMAND = 500
 
-# Every command sees pathspecs literally (a file named `*.py` is that file), takes no optional
-# locks (a status refresh must not collide with the user's own git), and quotes no path names.
+# Every command takes pathspecs literally (a file named `*.py` is that file) and takes no optional
+# locks, so a status refresh cannot collide with the user's own git. Path names are not quoted.
 BASE_ENV = {"GIT_LITERAL_PATHSPECS": "1", "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"}
 BASE_OPTIONS = ("-c", "core.quotePath=false")
 
@@ -100,6 +100,7 @@ class GitRepo:
     def __init__(self, repo) -> None:
         self._repo = repo
         self.root = Path(repo.working_tree_dir).resolve()
+        self._identity_env: dict[str, str] | None = None
 
     @classmethod
     def open(cls, path: Path) -> GitRepo:
@@ -116,7 +117,7 @@ class GitRepo:
 
     @classmethod
     def open_or_init(cls, path: Path) -> tuple[GitRepo, bool]:
-        """Open the repository that contains `path`, or initialise one there; the flag says which."""
+        """Open the repository that contains `path`, or initialise one there; the flag is True for a new one."""
         import git
 
         try:
@@ -136,16 +137,21 @@ class GitRepo:
         return output
 
     def run_status(
-        self, *args: str, env: dict[str, str] | None = None, ok_codes: Sequence[int] = (0,)
+        self, *args: str, env: dict[str, str] | None = None, ok_codes: Sequence[int] = (0,), stdin: str | None = None
     ) -> tuple[int, str, str]:
         """Run `git ARGS` and return (exit code, stdout, stderr); raise GitError unless the code is in ok_codes."""
         command = ["git", *BASE_OPTIONS, *args]
-        status, stdout, stderr = self._repo.git.execute(
-            command,
-            env={**BASE_ENV, **(env or {})},
-            with_extended_output=True,
-            with_exceptions=False,
-        )
+        with tempfile.TemporaryFile("w+b") as input_file:
+            if stdin is not None:
+                input_file.write(stdin.encode("utf-8"))
+                input_file.seek(0)
+            status, stdout, stderr = self._repo.git.execute(
+                command,
+                env={**BASE_ENV, **(env or {})},
+                istream=input_file if stdin is not None else None,
+                with_extended_output=True,
+                with_exceptions=False,
+            )
         if status not in ok_codes:
             detail = (stderr or stdout).strip().splitlines()
             message = detail[-1] if detail else f"exit code {status}"
@@ -209,10 +215,12 @@ class GitRepo:
 
         Without a configured identity the committer is gemma-agent too; nothing is written to any config.
         """
-        env = {"GIT_AUTHOR_NAME": AGENT_NAME, "GIT_AUTHOR_EMAIL": AGENT_EMAIL}
-        if not self.committer_configured():
-            env |= {"GIT_COMMITTER_NAME": AGENT_NAME, "GIT_COMMITTER_EMAIL": AGENT_EMAIL}
-        return env
+        if self._identity_env is None:
+            env = {"GIT_AUTHOR_NAME": AGENT_NAME, "GIT_AUTHOR_EMAIL": AGENT_EMAIL}
+            if not self.committer_configured():
+                env |= {"GIT_COMMITTER_NAME": AGENT_NAME, "GIT_COMMITTER_EMAIL": AGENT_EMAIL}
+            self._identity_env = env
+        return self._identity_env
 
     # -- ignore rules -----------------------------------------------------------------------
 
@@ -231,14 +239,17 @@ class GitRepo:
 
     def ignored(self, paths: Sequence[str]) -> dict[str, str]:
         """Map each untracked path that an ignore rule matches to the rule, such as `.gitignore:3: dist/`."""
+        if not paths:
+            return {}
+        stdin = "".join(f"{path}\0" for path in paths)
+        # check-ignore rejects the literal pathspec setting; it takes each line as a path name anyway.
+        env = {"GIT_LITERAL_PATHSPECS": "0"}
+        _, output, _ = self.run_status("check-ignore", "-v", "-z", "--stdin", env=env, ok_codes=(0, 1), stdin=stdin)
+        fields = output.split("\0")
         matches: dict[str, str] = {}
-        for start in range(0, len(paths), PATHS_PER_COMMAND):
-            chunk = paths[start : start + PATHS_PER_COMMAND]
-            _, output, _ = self.run_status("check-ignore", "-v", "-z", "--", *chunk, ok_codes=(0, 1))
-            fields = output.split("\0")
-            for index in range(0, len(fields) - 3, 4):
-                source, line, pattern, path = fields[index : index + 4]
-                matches[path] = f"{self._relative_source(source)}:{line}: {pattern}"
+        for index in range(0, len(fields) - 3, 4):
+            source, line, pattern, path = fields[index : index + 4]
+            matches[path] = f"{self._relative_source(source)}:{line}: {pattern}"
         return matches
 
     def _relative_source(self, source: str) -> str:
@@ -280,7 +291,7 @@ class GitRepo:
         """Commit exactly `paths` (as they are in the work tree, or their deletion) on top of HEAD.
 
         The commit is built in a temporary index, so the user's staged changes are neither committed
-        nor unstaged; afterwards the real index entries of just these paths are set to the new commit.
+        nor unstaged. Afterwards the real index entries of just these paths are set to the new commit.
         Returns the new commit, or None when the paths are unchanged against HEAD. Runs no hooks.
         """
         parent = self.head()
@@ -292,7 +303,11 @@ class GitRepo:
 
         commit = self._commit_tree(tree, parent, message)
         self._move_head(commit, parent, message.split("\n", 1)[0])
-        self.run_paths("reset", "-q", commit, paths=list(paths))
+        try:
+            self.run_paths("reset", "-q", commit, paths=list(paths))
+        except GitError as error:
+            # The commit stands; only `git status` shows these paths as staged until the user runs `git reset`.
+            log.warning("committed %s but could not update the index for %s: %s", commit[:10], paths, error)
         return commit
 
     def revert_in_place(self, commits: Sequence[CommitInfo], message_for) -> list[str]:
@@ -328,13 +343,19 @@ class GitRepo:
         self._move_head(commit, head, "undo")
 
     def restore_paths(self, commit: str, paths: Sequence[str]) -> None:
-        """Set `paths` in the index and work tree to `commit`, deleting those it does not contain."""
-        if paths:
-            self.run_paths("checkout", "--no-overlay", commit, paths=list(paths))
+        """Set `paths` in the index and work tree to `commit`, deleting those it does not contain.
+
+        Paths in neither `commit` nor HEAD are skipped, because `checkout` rejects a path it cannot match.
+        """
+        known = self.tracked(commit, paths) | self.tracked(self.head(), paths)
+        present = [path for path in paths if path in known]
+        if present:
+            self.run_paths("checkout", "--no-overlay", commit, paths=present)
 
     def log(self, *revisions: str, first_parent: bool = False, max_count: int = 0, grep: str = "") -> list[CommitInfo]:
         """Return commits reachable from `revisions`, newest first, with their messages and trailers."""
-        args = ["log", "--format=%H%x1f%P%x1f%ct%x1f%B%x1e", "--no-color"]
+        # Commits made within one second tie on date, so only topological order puts children first.
+        args = ["log", "--topo-order", "--format=%H%x1f%P%x1f%ct%x1f%B%x1e", "--no-color"]
         if first_parent:
             args.append("--first-parent")
         if max_count:
@@ -356,8 +377,8 @@ class GitRepo:
     def create_branch_at_head(self, name: str) -> None:
         """Create branch `name` at HEAD and check it out without touching the index or work tree.
 
-        Because the new branch points where HEAD already is, only HEAD itself changes; on a branch
-        with no commits yet the new branch is born with the next commit.
+        Because the new branch points where HEAD already is, only HEAD itself changes. On a branch
+        with no commits yet, the new branch is born with the next commit.
         """
         self.run("check-ref-format", "--branch", name)
         head = self.head()

@@ -1,70 +1,40 @@
 """The planner loop: plan, then [engine reply -> tool calls -> observations]* until finish, then verify.
 
 The loop is handed an engine, a tool set and a tool context; it imports no concrete engine or tool.
-It never prints: everything it does is an event on the bus.
+It never prints: everything it does is an event on the bus. Each message it adds to the history is
+recorded as a "message" event, so a stopped run can be rebuilt exactly (see agent.resume).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 from agent.chat.messages import Message, ToolCall
-from agent.engines.base import Engine, Reply, Usage
+from agent.context import ContextBudget
+from agent.engines.base import Engine, Reply
 from agent.errors import AgentError, ScriptExhausted
 from agent.events import EventBus
+from agent.interrupt import InterruptFlag
 from agent.prompts import render_prompt
+from agent.resume import NOT_RUN_RESULT, ResumeState
+from agent.run_result import RunResult, RunTotals
+from agent.stuck import REPEATS_BEFORE_STOP, StuckDetector, describe_step
 from agent.tool import ToolContext, ToolResult, ToolSet
+from agent.verify import Verification, Verifier
+
+__all__ = ["Loop", "RunResult", "RunTotals", "StepCommitter", "Verification", "Verifier", "MAX_VERIFY_ROUNDS"]
 
 logger = logging.getLogger(__name__)
 
 MAX_VERIFY_ROUNDS = 3
 MAX_CALLS_PER_REPLY = 8
+# System prompt, task, plan and the start-of-work prompt open every run; compaction leaves them alone.
+PLAN_MESSAGES = 4
+INTERRUPTED = "Stopped by Ctrl-C."
 
-
-@dataclass
-class Verification:
-    """The outcome of checking the work: `failure` is the first failing check's short message."""
-
-    passed: bool
-    failure: str = ""
-    details: dict = field(default_factory=dict)
-
-
-Verifier = Callable[[], Verification]
-
-
-@dataclass
-class RunTotals:
-    """Counters summed over a run, for the summary and the eval report."""
-
-    steps: int = 0
-    tool_calls: int = 0
-    refused_calls: int = 0
-    failed_calls: int = 0
-    edit_failures: int = 0
-    usage: Usage = field(default_factory=Usage)
-    files_written: list[str] = field(default_factory=list)
-
-    def add_usage(self, usage: Usage) -> None:
-        for name in ("prompt_tokens", "prompt_tokens_cached", "completion_tokens", "constrained_tokens"):
-            setattr(self.usage, name, getattr(self.usage, name) + getattr(usage, name))
-        self.usage.prompt_seconds += usage.prompt_seconds
-        self.usage.decode_seconds += usage.decode_seconds
-
-
-@dataclass
-class RunResult:
-    """How a run ended. `status` is finished, max_steps, time_limit, script_exhausted, error or interrupted."""
-
-    status: str
-    summary: str = ""
-    totals: RunTotals = field(default_factory=RunTotals)
-    seconds: float = 0.0
-    error: AgentError | None = None
-    messages: list[Message] = field(default_factory=list)
+Outcome = tuple[ToolCall, ToolResult]
 
 
 class StepCommitter:
@@ -85,6 +55,7 @@ class Loop:
         *,
         verify: Verifier | None = None,
         committer: StepCommitter | None = None,
+        interrupt: InterruptFlag | None = None,
     ):
         self.engine = engine
         self.tools = tools
@@ -92,32 +63,37 @@ class Loop:
         self.bus = bus
         self.verify = verify
         self.committer = committer
+        self.interrupt = interrupt or InterruptFlag()
         self.settings = context.settings
+        self.budget = ContextBudget(engine, tools.specs(), self.settings.max_reply_tokens)
+        self.stuck = StuckDetector()
         self.messages: list[Message] = []
         self.totals = RunTotals()
         self.verify_rounds = 0
 
-    def run(self, task: str) -> RunResult:
+    def run(self, task: str, resume: ResumeState | None = None) -> RunResult:
+        """Run `task` to its end, or continue the stopped run `resume` describes."""
         started = time.monotonic()
         try:
-            result = self._run(task, started)
+            result = self._run(task, resume, started)
         except AgentError as error:
-            status = "script_exhausted" if isinstance(error, ScriptExhausted) else "error"
+            status = getattr(error, "status", "script_exhausted" if isinstance(error, ScriptExhausted) else "error")
             result = RunResult(status, str(error), error=error)
         except KeyboardInterrupt:
-            result = RunResult("interrupted", "Stopped by the user.")
+            result = RunResult("interrupted", INTERRUPTED)
         result.totals = self.totals
         result.seconds = time.monotonic() - started
         result.messages = self.messages
         return result
 
-    def _run(self, task: str, started: float) -> RunResult:
-        self.messages = [Message("system", render_prompt("system")), Message("user", render_prompt("plan", task=task))]
-        plan = self._reply(tool_choice="none")
-        self.bus.emit("plan", text=plan.content)
-        self.messages.append(Message("user", render_prompt("start_work")))
-
+    def _run(self, task: str, resume: ResumeState | None, started: float) -> RunResult:
+        if resume is None:
+            self._plan(task)
+        else:
+            self._restore(resume)
         while self.totals.steps < self.settings.max_steps:
+            if self.interrupt.requested:
+                return RunResult("interrupted", INTERRUPTED)
             if time.monotonic() - started > self.settings.max_seconds:
                 return RunResult("time_limit", f"Stopped after {self.settings.max_seconds:.0f} s, the time limit.")
             finished = self._step()
@@ -125,8 +101,71 @@ class Loop:
                 return finished
         return RunResult("max_steps", f"Stopped after {self.settings.max_steps} steps, the step limit.")
 
+    def continue_with(self, text: str) -> RunResult:
+        """Add a user message to the same history and run until the model answers without a tool call,
+        calls finish, or reaches a limit. The history is only appended to, so the engine's prompt cache
+        is reused (`gemma-agent chat` calls this once per message).
+        """
+        started = time.monotonic()
+        try:
+            result = self._continue(text, started)
+        except AgentError as error:
+            status = getattr(error, "status", "script_exhausted" if isinstance(error, ScriptExhausted) else "error")
+            result = RunResult(status, str(error), error=error)
+        except KeyboardInterrupt:
+            result = RunResult("interrupted", INTERRUPTED)
+        result.totals = self.totals
+        result.seconds = time.monotonic() - started
+        result.messages = self.messages
+        return result
+
+    def _continue(self, text: str, started: float) -> RunResult:
+        if not self.messages:
+            self._append(Message("system", render_prompt("system")))
+        self._tell(text)
+        steps_at_start = self.totals.steps
+        while self.totals.steps - steps_at_start < self.settings.max_steps:
+            if self.interrupt.requested:
+                return RunResult("interrupted", INTERRUPTED)
+            if time.monotonic() - started > self.settings.max_seconds:
+                return RunResult("time_limit", f"Stopped after {self.settings.max_seconds:.0f} s, the time limit.")
+            reply = self._reply(tool_choice="auto")
+            if not reply.tool_calls and not reply.parsed.problems:
+                return RunResult("answered", reply.content)
+            finished = self._handle_calls(reply)
+            if finished is not None:
+                return finished
+        return RunResult("max_steps", f"Stopped after {self.settings.max_steps} steps, the step limit.")
+
+    def _plan(self, task: str) -> None:
+        self._append(Message("system", render_prompt("system")))
+        self._append(Message("user", render_prompt("plan", task=task)))
+        plan = self._reply(tool_choice="none")
+        self.bus.emit("plan", text=plan.content)
+        self._append(Message("user", render_prompt("start_work")))
+
+    def _restore(self, state: ResumeState) -> None:
+        """Start from a stopped run's conversation, recording it again so this run's trajectory is complete."""
+        for message in state.messages:
+            self._append(message)
+        self.totals.steps = state.steps
+        self._tell(render_prompt("resume", status=state.status))
+
+    def _append(self, message: Message) -> None:
+        self.messages.append(message)
+        self.bus.emit("message", index=len(self.messages) - 1, message=message.to_dict())
+
+    def _tell(self, text: str) -> None:
+        """Add a note for the model, joined to the last message when that is already a user turn."""
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last.role == "user":
+            text = f"{last.content}\n\n{text}"
+            self.messages.pop()
+        self._append(Message("user", text))
+
     def _reply(self, tool_choice: str) -> Reply:
         """Ask the engine for the next reply, record it, and append it to the history."""
+        self._fit_context()
         self.totals.steps += 1
         step = self.totals.steps
         reply = self.engine.reply(
@@ -150,29 +189,52 @@ class Loop:
             usage=reply.usage.to_dict(),
         )
         calls = reply.tool_calls[:MAX_CALLS_PER_REPLY]
-        self.messages.append(Message("assistant", reply.content, tool_calls=calls, thinking=reply.thinking))
+        self._append(Message("assistant", reply.content, tool_calls=calls, thinking=reply.thinking))
         return reply
+
+    def _fit_context(self) -> None:
+        protected = min(PLAN_MESSAGES, len(self.messages))
+        compaction = self.budget.fit(self.messages, protected)
+        if compaction is not None:
+            self.totals.compactions += 1
+            self.bus.emit("compaction", **compaction.to_dict())
 
     def _step(self) -> RunResult | None:
         """One engine reply and its calls. Returns the result when the run ends in this step."""
         reply = self._reply(tool_choice=self.settings.tool_choice)
+        return self._handle_calls(reply)
+
+    def _handle_calls(self, reply: Reply) -> RunResult | None:
+        """Run the calls of `reply`, checkpoint, observe problems; return the result when the run ends here."""
         step = self.totals.steps
         calls = reply.tool_calls[:MAX_CALLS_PER_REPLY]
         self.totals.refused_calls += len(reply.parsed.problems)
 
-        finish: ToolResult | None = None
         changed: list[str] = []
-        seen: set[str] = set()
-        for call in calls:
-            result = self._run_call(step, call, seen)
-            changed.extend(path for path in result.changed if path not in changed)
-            if result.finished:
-                finish = result
+        try:
+            outcomes = self._run_calls(step, calls, changed)
+        finally:
+            # Also on a second Ctrl-C, so the files this step wrote are committed.
+            self._checkpoint(step, changed, calls)
         self._observe_problems(reply, calls)
-        self._checkpoint(step, changed, calls)
+        if self.interrupt.requested:
+            return RunResult("interrupted", INTERRUPTED)
+        finish = next((result for _, result in outcomes if result.finished), None)
         if finish is not None:
             return self._finish(finish)
-        return None
+        return self._check_stuck(outcomes, [problem.message for problem in reply.parsed.problems])
+
+    def _run_calls(self, step: int, calls: Sequence[ToolCall], changed: list[str]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        seen: set[str] = set()
+        for call in calls:
+            if self.interrupt.requested:
+                self._append(Message("tool", NOT_RUN_RESULT, name=call.name, tool_call_id=call.id))
+                continue
+            result = self._run_call(step, call, seen)
+            changed.extend(path for path in result.changed if path not in changed)
+            outcomes.append((call, result))
+        return outcomes
 
     def _run_call(self, step: int, call: ToolCall, seen: set[str]) -> ToolResult:
         self.totals.tool_calls += 1
@@ -196,7 +258,7 @@ class Loop:
             changed=result.changed,
             seconds=round(time.monotonic() - started, 3),
         )
-        self.messages.append(Message("tool", result.output, name=call.name, tool_call_id=call.id))
+        self._append(Message("tool", result.output, name=call.name, tool_call_id=call.id))
         return result
 
     def _count_result(self, call: ToolCall, result: ToolResult) -> None:
@@ -212,9 +274,20 @@ class Loop:
         """Tell the model what went wrong when calls could not be run, or when it made none."""
         problems = [problem.message for problem in reply.parsed.problems]
         if problems:
-            self.messages.append(Message("user", render_prompt("call_problems", problems=problems)))
+            self._tell(render_prompt("call_problems", problems=problems))
         elif not calls:
-            self.messages.append(Message("user", render_prompt("no_tool_call")))
+            self._tell(render_prompt("no_tool_call"))
+
+    def _check_stuck(self, outcomes: list[Outcome], problems: list[str]) -> RunResult | None:
+        step = describe_step(outcomes, problems)
+        verdict = self.stuck.observe(step)
+        if verdict == "warn":
+            self.bus.emit("stuck_warning", action=step.action, repeats=self.stuck.repeats)
+            self._tell(render_prompt("stuck_warning", action=step.action, times=self.stuck.repeats))
+        # On the last step the step limit is what ends the run, and reporting it tells the user which flag to raise.
+        if verdict == "stuck" and self.totals.steps < self.settings.max_steps:
+            return RunResult("stuck", f"Stopped: the model repeated {step.action} {REPEATS_BEFORE_STOP} times in a row.")
+        return None
 
     def _checkpoint(self, step: int, changed: list[str], calls: Sequence[ToolCall]) -> None:
         if not changed or self.committer is None:
@@ -235,7 +308,5 @@ class Loop:
         rounds_left = MAX_VERIFY_ROUNDS - self.verify_rounds
         if rounds_left <= 0:
             return RunResult("checks_failed", f"Checks still failing after {MAX_VERIFY_ROUNDS} rounds: {verification.failure}")
-        self.messages.append(
-            Message("user", render_prompt("checks_failed", failure=verification.failure, rounds_left=rounds_left))
-        )
+        self._tell(render_prompt("checks_failed", failure=verification.failure, rounds_left=rounds_left))
         return None

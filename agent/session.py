@@ -14,7 +14,9 @@ from typing import Any
 from agent.config import Settings
 from agent.errors import EXIT_FINISHED, EXIT_INTERRUPTED, EXIT_NOT_FINISHED, UsageError
 from agent.events import EventBus, EventHandler
+from agent.interrupt import InterruptFlag, handle_interrupts
 from agent.loop import Loop, RunResult, Verifier
+from agent.resume import ResumeState, load_resume
 from agent.tool import ToolContext
 from agent.trajectory import TRAJECTORY_FILE, TrajectoryWriter, new_run_id
 from agent.workspace import Workspace
@@ -62,8 +64,9 @@ def create_engine(settings: Settings):
     if settings.engine == "llamacpp":
         from agent.engines.llamacpp import LlamaCppEngine
 
-        if not settings.model:
-            raise UsageError("No model given. Pass --model PATH.gguf (see README: Getting the model).")
+        from agent.models import resolve_model
+
+        settings.model = str(resolve_model(settings.model, settings.model_dirs))
         return LlamaCppEngine(settings)
     if settings.engine == "openai":
         from agent.engines.openai import OpenAIEngine
@@ -82,22 +85,28 @@ def run_task(
     *,
     engine=None,
     verify: Verifier | None = None,
+    resume: str | None = None,
 ) -> RunSummary:
-    """Run one task in `workspace_dir` and return its summary. Usage errors raise before anything is written."""
-    task = task.strip()
+    """Run one task in `workspace_dir` and return its summary. Usage errors raise before anything is written.
+
+    With `resume`, the stopped run of that id continues under a new run id, and `task` may be empty.
+    """
+    state = load_resume(Workspace(workspace_dir), resume) if resume else None
+    task = state.task if state else task.strip()
     if not task:
         raise UsageError('The task is empty. Say what to build, e.g. gemma-agent build "Create hello.py that prints hello".')
     owns_engine = engine is None
     engine = engine or create_engine(settings)
     try:
-        return _run_with_engine(task, settings, Workspace(workspace_dir), handlers, engine, verify)
+        return _run_with_engine(task, settings, Workspace(workspace_dir), handlers, engine, verify, state)
     finally:
         if owns_engine:
             engine.close()
 
 
-def _run_with_engine(task, settings, workspace, handlers, engine, verify) -> RunSummary:
+def _run_with_engine(task, settings, workspace, handlers, engine, verify, state: ResumeState | None) -> RunSummary:
     from agent.sandbox import create_sandbox
+    from agent.verify import default_verifier
     from tools import default_toolset
 
     sandbox = create_sandbox(settings, workspace.root)
@@ -106,14 +115,19 @@ def _run_with_engine(task, settings, workspace, handlers, engine, verify) -> Run
     trajectory_path = workspace.runs_dir() / run_id / TRAJECTORY_FILE
     writer = TrajectoryWriter(trajectory_path, mask=_secret_masker())
     bus = EventBus(writer, *handlers)
-    checkpointer = _start_checkpoints(settings, workspace, run_id, task, bus)
     try:
-        bus.emit("run_start", **_run_start_fields(task, settings, engine, workspace, run_id, trajectory_path, sandbox))
+        start_fields = _run_start_fields(task, settings, engine, workspace, run_id, trajectory_path, sandbox)
+        bus.emit("run_start", **start_fields, resumed_from=state.run_id if state else None)
+        checkpointer = _start_checkpoints(settings, workspace, run_id, task, bus)
         context = ToolContext(workspace, sandbox, settings)
         committer = _StepCommitter(checkpointer, run_id) if checkpointer else None
-        loop = Loop(engine, default_toolset(), context, bus, verify=verify, committer=committer)
-        result = loop.run(task)
+        interrupt = InterruptFlag()
+        verify = verify or default_verifier(context)
+        loop = Loop(engine, default_toolset(), context, bus, verify=verify, committer=committer, interrupt=interrupt)
+        with handle_interrupts(interrupt):
+            result = loop.run(task, resume=state)
         summary = _summarize(result, run_id, trajectory_path, workspace)
+        _add_resume_hint(summary, bus)
         if checkpointer:
             checkpointer.end_run(run_id, result.status)
         bus.emit("run_end", **summary.to_dict())
@@ -123,12 +137,24 @@ def _run_with_engine(task, settings, workspace, handlers, engine, verify) -> Run
         writer.close()
 
 
+# A run that stopped for one of these reasons can usefully go on with `build --resume`.
+RESUMABLE_STATUSES = frozenset({"interrupted", "max_steps", "time_limit", "script_exhausted", "error"})
+
+
+def _add_resume_hint(summary: RunSummary, bus: EventBus) -> None:
+    if summary.status not in RESUMABLE_STATUSES:
+        return
+    hint = f"Resume with: gemma-agent build --resume {summary.run_id} --workspace {summary.workspace}"
+    summary.message = f"{summary.message} {hint}".strip()
+    bus.emit("notice", text=hint)
+
+
 def _start_checkpoints(settings, workspace, run_id, task, bus):
     if not settings.checkpoints:
         return None
     from agent.checkpoints import Checkpointer
 
-    checkpointer = Checkpointer(workspace.root, branch=settings.branch)
+    checkpointer = Checkpointer(workspace.root, branch=settings.branch, max_file_bytes=settings.checkpoint_max_file_bytes)
     for notice in checkpointer.begin_run(run_id, task):
         bus.emit("notice", text=notice)
     return checkpointer

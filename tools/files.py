@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from agent.tool import Tool, ToolContext, ToolError, ToolResult
+from tools.edits import apply_edit
+from tools.textfile import TextFile, decode
 
 MAX_READ_LINES = 400
 MAX_LIST_ENTRIES = 300
 MAX_SEARCH_MATCHES = 100
 MAX_SEARCH_FILE_BYTES = 2_000_000
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown", ".mdx"})
 SKIPPED_DIRS = frozenset({".git", ".gemma-agent", "node_modules", "__pycache__", ".venv", "venv", ".pytest_cache"})
 
 
@@ -35,16 +38,35 @@ def write_atomically(path: Path, data: str | bytes) -> None:
         raise
 
 
-def read_text(path: Path, shown: str) -> str:
-    """Read a text file, refusing binary files and directories with a message for the model."""
+def read_file(path: Path, shown: str) -> TextFile:
+    """Read a text file in its own encoding, rejecting folders, missing files and binary files with a message for the model."""
     if path.is_dir():
-        raise ToolError(f"{shown} is a folder, not a file. Use list_files to see what it holds.")
+        raise ToolError(f"{shown} is a folder, not a file. Use list_files to see what it contains.")
     if not path.exists():
         raise ToolError(f"{shown} does not exist. Use list_files to see which files exist.")
-    raw = path.read_bytes()
-    if b"\0" in raw[:8192]:
-        raise ToolError(f"{shown} is a binary file, not text; it cannot be read or edited as text.")
-    return raw.decode("utf-8", errors="replace")
+    return decode(path.read_bytes(), shown)
+
+
+def read_text(path: Path, shown: str) -> str:
+    """Return the text of a file, as read_file decodes it."""
+    return read_file(path, shown).text
+
+
+def split_lines(text: str) -> list[str]:
+    """Split text into lines on LF alone, as edits count them, without the line endings."""
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def unwrap_code_fence(path: Path, content: str) -> str:
+    """Return the code inside one pair of ``` fences wrapping a whole non-Markdown file, else the content as given."""
+    if path.suffix.lower() in MARKDOWN_SUFFIXES:
+        return content
+    lines = content.strip().split("\n")
+    fences = [line for line in lines if line.lstrip().startswith("```")]
+    if len(lines) < 2 or len(fences) != 2 or not lines[0].startswith("```") or lines[-1].strip() != "```":
+        return content
+    return "\n".join(lines[1:-1]) + "\n"
 
 
 class ReadFile(Tool):
@@ -62,7 +84,7 @@ class ReadFile(Tool):
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         path = context.workspace.resolve(arguments["path"])
-        lines = read_text(path, arguments["path"]).splitlines()
+        lines = split_lines(read_text(path, arguments["path"]))
         start = max(1, arguments.get("start_line", 1))
         end = min(len(lines), arguments.get("end_line", start + MAX_READ_LINES - 1), start + MAX_READ_LINES - 1)
         shown = "\n".join(f"{number:4d}  {lines[number - 1]}" for number in range(start, end + 1))
@@ -90,18 +112,29 @@ class WriteFile(Tool):
         path = context.workspace.resolve(arguments["path"])
         if path.is_dir():
             raise ToolError(f"{arguments['path']} is a folder. Give a file path inside it.")
-        content = arguments["content"]
+        content = unwrap_code_fence(path, arguments["content"])
         existed = path.exists()
-        write_atomically(path, content)
+        write_atomically(path, _existing_encoding(path).encode(content, arguments["path"]))
         relative = context.workspace.relative(path)
-        lines = content.count("\n") + (0 if content.endswith("\n") or not content else 1)
+        lines = len(split_lines(content))
         verb = "Replaced" if existed else "Created"
-        return ToolResult(f"{verb} {relative} ({lines} lines).", f"{verb.lower()} {relative}, {lines} lines", changed=[relative])
+        note = " The ``` fences around the content were removed." if content != arguments["content"] else ""
+        return ToolResult(f"{verb} {relative} ({lines} lines).{note}", f"{verb.lower()} {relative}, {lines} lines", changed=[relative])
+
+
+def _existing_encoding(path: Path) -> TextFile:
+    """Return the encoding of the text file at `path`, so a rewrite keeps it; UTF-8 for new or binary files."""
+    if not path.is_file():
+        return TextFile("")
+    try:
+        return decode(path.read_bytes(), path.name)
+    except ToolError:
+        return TextFile("")
 
 
 class EditFile(Tool):
     name = "edit_file"
-    description = "Replace one exact piece of text in a file. search must match exactly once."
+    description = "Replace one piece of text in a file. search must match exactly one place; copy it from read_file."
     parameters = {
         "type": "object",
         "properties": {
@@ -115,25 +148,12 @@ class EditFile(Tool):
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         path = context.workspace.resolve(arguments["path"])
-        text = read_text(path, arguments["path"])
-        search, replace = arguments["search"], arguments["replace"]
-        if not search:
-            raise ToolError("search is empty. Give the exact text to replace, or use write_file for a whole file.")
-        count = text.count(search)
-        if count != 1:
-            raise ToolError(_no_unique_match(arguments["path"], text, search, count))
-        write_atomically(path, text.replace(search, replace, 1))
+        original = read_file(path, arguments["path"])
+        applied = apply_edit(original.text, arguments["search"], arguments["replace"], arguments["path"])
+        write_atomically(path, original.encode(applied.text, arguments["path"]))
         relative = context.workspace.relative(path)
-        return ToolResult(f"Edited {relative}.", f"edited {relative}", changed=[relative])
-
-
-def _no_unique_match(shown: str, text: str, search: str, count: int) -> str:
-    if count > 1:
-        return f"search matches {count} places in {shown}. Add lines around it so it matches exactly one place."
-    first_line = search.strip().splitlines()[0].strip() if search.strip() else ""
-    closest = [number for number, line in enumerate(text.splitlines(), start=1) if first_line and first_line in line]
-    hint = f" Its first line appears at line {closest[0]}; read_file that part and copy the text exactly." if closest else ""
-    return f"search was not found in {shown}.{hint} Read the file first and copy the text exactly."
+        how = "" if applied.method == "exact" else f" (search matched with different {applied.method})"
+        return ToolResult(f"Edited {relative}.{how}", f"edited {relative}{how}", changed=[relative])
 
 
 class ListFiles(Tool):
@@ -186,10 +206,11 @@ def _search(regex: re.Pattern, folder: Path, context: ToolContext):
     for path in walk_files(folder):
         if path.stat().st_size > MAX_SEARCH_FILE_BYTES:
             continue
-        raw = path.read_bytes()
-        if b"\0" in raw[:8192]:
+        try:
+            text = decode(path.read_bytes(), path.name).text
+        except ToolError:
             continue
-        for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+        for number, line in enumerate(split_lines(text), start=1):
             if regex.search(line):
                 yield f"{context.workspace.relative(path)}:{number}: {line.strip()[:200]}"
 

@@ -1,7 +1,8 @@
 """One parser entry for everything a reply can hold: native Gemma 4 calls, JSON calls, structured calls.
 
-Strict parsing first. A call that cannot be read is never run: it becomes a `CallProblem` whose
-message tells the model what was wrong.
+Strict parsing first, then only repairs whose result is unique given the tool's schema. A call that
+cannot be read, names an unknown tool, or was cut off at the token limit is never run: it becomes a
+`CallProblem` whose message says what was wrong and shows the shape of one correct call.
 """
 
 from __future__ import annotations
@@ -10,19 +11,24 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from agent.chat import json_calls
+from agent.chat.gemma4 import CALL_END as GEMMA4_CALL_END
+from agent.chat.gemma4 import CALL_START as GEMMA4_CALL_START
+from agent.chat.gemma4 import STRING as GEMMA4_STRING
 from agent.chat.messages import ToolCall, ToolSpec
+from agent.chat.repair import RepairError, repair_arguments
+from agent.chat.thoughts import clean_content, split_thoughts
 
-GEMMA4_CALL_START = "<|tool_call>"
-GEMMA4_CALL_END = "<tool_call|>"
-GEMMA4_STRING = '<|"|>'
-JSON_CALL_START = "<tool_call>"
-JSON_CALL_END = "</tool_call>"
+JSON_CALL_START = json_calls.CALL_START
+JSON_CALL_END = json_calls.CALL_END
 
-_THOUGHT = re.compile(r"<\|channel>thought\n?(.*?)(<channel\|>|$)", re.DOTALL)
-_GEMMA4_CALL = re.compile(re.escape(GEMMA4_CALL_START) + r"(.*?)(" + re.escape(GEMMA4_CALL_END) + r"|$)", re.DOTALL)
-_JSON_TAGGED = re.compile(re.escape(JSON_CALL_START) + r"(.*?)(" + re.escape(JSON_CALL_END) + r"|$)", re.DOTALL)
-_FENCED_JSON = re.compile(r"```(?:json)?\s*\n(\{.*?\})\s*\n```", re.DOTALL)
+_CALL_HEAD = re.compile(r"\s*call\s*:\s*([A-Za-z_][\w.-]*)\s*\{")
+_JSON_CALL_HEAD = re.compile(r'\{\s*"(?:name|function)"\s*:')
+_FENCE = re.compile(r"```[\w-]*[ \t]*\n(.*?)\n?```", re.DOTALL)
+# Placeholders our own messages and instructions use (⟨path⟩), and the <file path> kind models invent.
+_PLACEHOLDER = re.compile(r"⟨[^⟩\n]{1,60}⟩|<[A-Za-z_][^<>\n|]{0,40}>")
 
 
 @dataclass
@@ -35,13 +41,26 @@ class CallProblem:
 
 @dataclass
 class ParsedReply:
-    """What a reply holds once markup is taken apart."""
+    """What a reply holds once markup is taken apart.
+
+    `repaired` counts calls accepted only after a repair; `duplicates` holds the indexes in `calls` of
+    calls that repeat an earlier call of the same reply exactly.
+    """
 
     content: str = ""
     thinking: str = ""
     calls: list[ToolCall] = field(default_factory=list)
     problems: list[CallProblem] = field(default_factory=list)
     repaired: int = 0
+    duplicates: list[int] = field(default_factory=list)
+
+
+class _CallError(ValueError):
+    """A call that was found but cannot be run; `tool` is set when its tool is known."""
+
+    def __init__(self, reason: str, tool: ToolSpec | None = None):
+        super().__init__(reason)
+        self.tool = tool
 
 
 def parse_reply(
@@ -56,109 +75,412 @@ def parse_reply(
     `structured` holds calls an HTTP server already returned as objects; `truncated` says the reply
     stopped at the token limit, so an unclosed call at its end is refused instead of run.
     """
-    thinking = "\n".join(m.group(1).strip() for m in _THOUGHT.finditer(text)).strip()
-    body = _THOUGHT.sub("", text)
-    known = {tool.name for tool in tools}
-    result = ParsedReply(thinking=thinking)
-
+    parser = _ReplyParser({tool.name: tool for tool in tools}, truncated)
+    thinking, body = split_thoughts(text, truncated)
+    parser.result.thinking = thinking
     for call in structured:
-        _accept(result, call.name, call.arguments, known, raw=json.dumps(call.to_dict()))
+        parser.take_structured(call)
+    body = parser.take_gemma4_calls(body)
+    body = parser.take_json_calls(body)
+    parser.result.content = clean_content(body)
+    parser.mark_duplicates()
+    return parser.result
 
-    body = _take_gemma4_calls(body, result, known, truncated)
-    body = _take_json_calls(body, result, known, truncated)
-    result.content = body.strip()
-    return result
 
+class _ReplyParser:
+    def __init__(self, tools: dict[str, ToolSpec], truncated: bool):
+        self.tools = tools
+        self.truncated = truncated
+        self.result = ParsedReply()
+        self.structured_keys: set[str] = set()
 
-def _take_gemma4_calls(body: str, result: ParsedReply, known: set[str], truncated: bool) -> str:
-    for match in _GEMMA4_CALL.finditer(body):
-        raw, closed = match.group(1), bool(match.group(2))
-        if not closed and truncated:
-            result.problems.append(CallProblem(_truncated_message(), raw))
-            continue
+    def take_structured(self, call: ToolCall) -> None:
+        arguments: Any = call.arguments
+        repaired = False
+        if isinstance(arguments, str):
+            arguments, repaired = _json_arguments(arguments, self.tools.get(call.name))
+        raw = json.dumps(call.to_dict(), ensure_ascii=False)
+        self._accept(call.name, arguments, raw, "json", call.id, repaired=repaired)
+        self.structured_keys.update(c.key() for c in self.result.calls)
+
+    def take_gemma4_calls(self, body: str) -> str:
+        """Run every `<|tool_call>` in `body` through the Gemma 4 reader; return the text around them."""
+        kept: list[str] = []
+        position = 0
+        while (start := body.find(GEMMA4_CALL_START, position)) >= 0:
+            kept.append(body[position:start])
+            position = self._take_one_gemma4_call(body, start + len(GEMMA4_CALL_START))
+        kept.append(body[position:])
+        return "".join(kept)
+
+    def _take_one_gemma4_call(self, body: str, inner_start: int) -> int:
+        """Parse the call whose text begins at `inner_start`; return where the text after it begins."""
+        search_from = inner_start
+        strict = _read_gemma4_strict(body, inner_start)
+        if strict is not None:
+            name, arguments, end = strict
+            closing = _gemma4_closing(body, end)
+            if closing == "closed":
+                self._accept(name, arguments, body[inner_start:end], "gemma4")
+                return body.find(GEMMA4_CALL_END, end) + len(GEMMA4_CALL_END)
+            if closing == "unclosed" and self.truncated:
+                self._cut_off(body[inner_start:end], _CALL_HEAD.match(body, inner_start))
+                return end
+            if closing == "unclosed":
+                # A complete object with only the end marker missing: nothing else could be meant.
+                self._accept(name, arguments, body[inner_start:end], "gemma4", repaired=True)
+                return end
+            search_from = end  # text between the object and its end marker: repair up to that marker
+        elif self.truncated and _runs_off_the_end(body, inner_start):
+            # An end marker found further on lies inside a string the reply never closed.
+            self._cut_off(body[inner_start:], _CALL_HEAD.match(body, inner_start))
+            return len(body)
+        close = body.find(GEMMA4_CALL_END, search_from)
+        raw = body[inner_start:] if close < 0 else body[inner_start:close]
+        after = len(body) if close < 0 else close + len(GEMMA4_CALL_END)
+        if close < 0 and self.truncated:
+            self._cut_off(raw, _CALL_HEAD.match(raw))
+            return after
+        self._repair_gemma4(raw)
+        return after
+
+    def _repair_gemma4(self, raw: str) -> None:
+        if raw.strip().startswith("{"):
+            self._take_json_text(raw.strip(), repaired=True)
+            return
+        head = _CALL_HEAD.match(raw)
+        if head is None:
+            self._problem(_CallError("a call starts with call:NAME{ followed by the arguments"), raw, "gemma4")
+            return
+        tool = self._known_tool(head.group(1), raw)
+        if tool is None:
+            return
+        body = raw[head.end():].rstrip()
+        body = body[:-1] if body.endswith("}") else body
         try:
-            name, arguments = parse_gemma4_call(raw)
-        except ValueError as error:
-            result.problems.append(CallProblem(f"The tool call could not be read: {error}.", raw))
-            continue
-        _accept(result, name, arguments, known, raw)
-    return _GEMMA4_CALL.sub("", body)
+            arguments = repair_arguments(body, tool.parameters, "gemma4")
+        except RepairError as error:
+            self._problem(_CallError(str(error), tool), raw, "gemma4")
+            return
+        self._accept(tool.name, arguments, raw, "gemma4", repaired=True)
 
+    def take_json_calls(self, body: str) -> str:
+        """Run JSON calls (in `<tool_call>` tags, in fences, or bare) through the JSON reader."""
+        body = self._take_tagged_json(body)
+        return self._take_bare_json(body)
 
-def _take_json_calls(body: str, result: ParsedReply, known: set[str], truncated: bool) -> str:
-    for pattern in (_JSON_TAGGED, _FENCED_JSON):
-        pieces = []
-        for match in pattern.finditer(body):
-            raw = match.group(1)
-            closed = pattern is _FENCED_JSON or bool(match.group(2))
-            if not closed and truncated:
-                result.problems.append(CallProblem(_truncated_message(), raw))
+    def _take_tagged_json(self, body: str) -> str:
+        kept: list[str] = []
+        position = 0
+        while (start := body.find(JSON_CALL_START, position)) >= 0:
+            kept.append(body[position:start])
+            inner_start = start + len(JSON_CALL_START)
+            whole = _read_tagged_json(body, inner_start)
+            if whole is not None:
+                data, position = whole
+                self._take_json_data(data, body[inner_start:position], repaired=False)
                 continue
-            pieces.append(raw)
-        for raw in pieces:
-            _accept_json(raw, result, known)
-        if pieces:
-            body = pattern.sub("", body)
-    stripped = body.strip()
-    if stripped.startswith("{") and stripped.endswith("}") and '"name"' in stripped:
-        if _accept_json(stripped, result, known, quiet=True):
-            return ""
-    return body
+            close = body.find(JSON_CALL_END, inner_start)
+            raw = (body[inner_start:] if close < 0 else body[inner_start:close]).strip()
+            position = len(body) if close < 0 else close + len(JSON_CALL_END)
+            if close < 0 and self.truncated:
+                self._cut_off(raw, re.search(r'"name"\s*:\s*"([^"]+)"', raw))
+                continue
+            self._take_json_text(_unfence(raw), repaired=close < 0)
+        kept.append(body[position:])
+        return "".join(kept)
 
+    def _take_bare_json(self, body: str) -> str:
+        """Find call objects in plain text or ```json fences: `{"name": ..., "arguments": {...}}`."""
+        kept: list[str] = []
+        position = 0
+        while match := _JSON_CALL_HEAD.search(body, position):
+            end = self._take_bare_object(body, match.start())
+            if end is None:
+                kept.append(body[position:match.end()])
+                position = match.end()
+                continue
+            kept.append(body[position:match.start()])
+            position = end
+        kept.append(body[position:])
+        return _FENCE.sub(lambda m: "" if not m.group(1).strip() else m.group(0), "".join(kept))
 
-def _accept_json(raw: str, result: ParsedReply, known: set[str], quiet: bool = False) -> bool:
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
-        if not quiet:
-            result.problems.append(CallProblem(f"The tool call is not valid JSON: {error.msg}.", raw))
-        return False
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        if not quiet:
-            result.problems.append(CallProblem('The tool call needs a "name" and an "arguments" object.', raw))
-        return False
-    arguments = data.get("arguments", data.get("parameters", {}))
-    if isinstance(arguments, str):
+    def _take_bare_object(self, body: str, start: int) -> int | None:
+        """Take the call object at `start`; return where it ends, or None when it is no call attempt."""
         try:
-            arguments = json.loads(arguments)
+            data, end = json.JSONDecoder().raw_decode(body, start)
         except json.JSONDecodeError:
-            result.problems.append(CallProblem("The tool call arguments are not a JSON object.", raw))
-            return False
-    _accept(result, data["name"], arguments, known, raw)
-    return True
+            return self._take_broken_bare_object(body, start)
+        if not _looks_like_call(data):
+            return None
+        self._take_json_data(data, body[start:end], repaired=False)
+        return end
+
+    def _take_broken_bare_object(self, body: str, start: int) -> int | None:
+        """Take a call object that is not valid JSON; it ends at the last `}` before a fence or the end."""
+        fence = body.find("```", start)
+        stop = len(body) if fence < 0 else fence
+        raw = body[start:stop].rstrip()
+        if not re.search(r'"(?:arguments|parameters)"\s*:', raw):
+            return None
+        if self.truncated and fence < 0:
+            self._cut_off(raw, re.search(r'"name"\s*:\s*"([^"]+)"', raw))
+            return stop
+        closing = raw.rfind("}")
+        if closing < 0:
+            return None
+        self._take_json_text(raw[: closing + 1], repaired=True)
+        return start + closing + 1
+
+    def _take_json_text(self, raw: str, repaired: bool) -> None:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError:
+            data = _python_literal(raw)
+            if not _looks_like_call(data):
+                self._repair_json(raw)
+                return
+            repaired = True
+        if not _looks_like_call(data):
+            self._problem(_CallError('a JSON call needs a "name" and an "arguments" object'), raw, "json")
+            return
+        self._take_json_data(data, raw, repaired)
+
+    def _take_json_data(self, data: dict, raw: str, repaired: bool) -> None:
+        function = data.get("function") if isinstance(data.get("function"), dict) else data
+        name = function.get("name")
+        arguments = function.get("arguments", function.get("parameters", {}))
+        if isinstance(arguments, str):
+            arguments, repaired_arguments = _json_arguments(arguments, self.tools.get(name))
+            repaired = repaired or repaired_arguments
+        self._accept(name, arguments, raw, "json", repaired=repaired)
+
+    def _repair_json(self, raw: str) -> None:
+        name_match = re.search(r'"name"\s*:\s*"([^"]+)"', raw)
+        arguments_match = re.search(r'"(?:arguments|parameters)"\s*:\s*\{', raw)
+        if name_match is None or arguments_match is None:
+            self._problem(_CallError('a JSON call needs a "name" and an "arguments" object'), raw, "json")
+            return
+        tool = self._known_tool(name_match.group(1), raw)
+        if tool is None:
+            return
+        body = raw[arguments_match.end():].rstrip()
+        if not body.endswith("}}"):
+            self._problem(_CallError("the call must end with the arguments object and the closing brace", tool), raw, "json")
+            return
+        try:
+            arguments = repair_arguments(body[:-2], tool.parameters, "json")
+        except RepairError as error:
+            self._problem(_CallError(str(error), tool), raw, "json")
+            return
+        self._accept(tool.name, arguments, raw, "json", repaired=True)
+
+    def _accept(self, name: Any, arguments: Any, raw: str, syntax: str, call_id: str = "", repaired: bool = False) -> None:
+        tool = self._known_tool(name, raw)
+        if tool is None:
+            return
+        try:
+            _check_arguments(tool, arguments)
+        except _CallError as error:
+            self._problem(error, raw, syntax)
+            return
+        call = ToolCall(tool.name, arguments, id=call_id or f"call_{len(self.result.calls) + 1}")
+        if call.key() in self.structured_keys and not call_id:
+            return  # the server returned this call as an object and repeated it in the text
+        self.result.calls.append(call)
+        self.result.repaired += int(repaired)
+
+    def _known_tool(self, name: Any, raw: str) -> ToolSpec | None:
+        tool = self.tools.get(name) if isinstance(name, str) else None
+        if tool is None:
+            listed = ", ".join(sorted(self.tools)) or "none"
+            message = f"There is no tool named {name!r}, so nothing was run. The tools are: {listed}."
+            self.result.problems.append(CallProblem(message, raw))
+        return tool
+
+    def _problem(self, error: _CallError, raw: str, syntax: str) -> None:
+        tool = error.tool
+        subject = f"The call of {tool.name}" if tool else "A tool call"
+        message = f"{subject} could not be read: {error}. Nothing was run."
+        if tool is not None:
+            message += f" Write the call like this, with real values in place of the ⟨...⟩ placeholders: {example_call(tool, syntax)}"
+        self.result.problems.append(CallProblem(message, raw))
+
+    def _cut_off(self, raw: str, head: re.Match | None) -> None:
+        name = f" of {head.group(1)}" if head else ""
+        message = (
+            f"Your reply reached the token limit inside the call{name}, so that call was not run. "
+            "Continue by sending it again with less text: split a long file into several smaller files, "
+            "or write it in parts."
+        )
+        self.result.problems.append(CallProblem(message, raw))
+
+    def mark_duplicates(self) -> None:
+        seen: set[str] = set()
+        for index, call in enumerate(self.result.calls):
+            if call.key() in seen:
+                self.result.duplicates.append(index)
+            seen.add(call.key())
 
 
-def _accept(result: ParsedReply, name: str, arguments: object, known: set[str], raw: str) -> None:
-    if name not in known:
-        listed = ", ".join(sorted(known))
-        result.problems.append(CallProblem(f"There is no tool named {name!r}. The tools are: {listed}.", raw))
-        return
+def _gemma4_closing(body: str, end: int) -> str:
+    """Tell how the call text that strict reading ended at `end` is closed: closed, unclosed or broken."""
+    close = body.find(GEMMA4_CALL_END, end)
+    if close >= 0 and not body[end:close].strip():
+        return "closed"
+    next_call = body.find(GEMMA4_CALL_START, end)
+    if close < 0 or 0 <= next_call < close:
+        return "unclosed"
+    return "broken"
+
+
+def _check_arguments(tool: ToolSpec, arguments: Any) -> None:
     if not isinstance(arguments, dict):
-        result.problems.append(CallProblem(f"The arguments of {name} must be an object.", raw))
-        return
-    result.calls.append(ToolCall(name, arguments, id=f"call_{len(result.calls) + 1}"))
+        raise _CallError("the arguments must be an object", tool)
+    properties = tool.parameters.get("properties")
+    if properties is not None:
+        unknown = [key for key in arguments if key not in properties]
+        if unknown:
+            raise _CallError(f"{tool.name} has no argument {unknown[0]!r}", tool)
+    missing = [key for key in tool.parameters.get("required", []) if key not in arguments]
+    if missing:
+        raise _CallError(f"the required argument {missing[0]!r} is missing", tool)
+    for key, value in arguments.items():
+        if isinstance(value, str) and _PLACEHOLDER.fullmatch(value.strip()):
+            raise _CallError(f"the argument {key!r} is the placeholder {value.strip()!r}, not a real value", tool)
 
 
-def _truncated_message() -> str:
-    return (
-        "Your reply reached the token limit inside a tool call, so the call was not run. "
-        "Send the call again with less content, or split the file into smaller parts."
-    )
+def example_call(tool: ToolSpec, syntax: str) -> str:
+    """Return one call of `tool` in `syntax` ("gemma4" or "json") with ⟨...⟩ placeholders as values.
+
+    The parser refuses placeholder values, so a model that copies the example runs nothing.
+    """
+    properties = tool.parameters.get("properties", {})
+    required = [key for key in tool.parameters.get("required", []) if key in properties]
+    if syntax == "json":
+        values = ", ".join(f'"{key}": {_json_placeholder(key, properties[key])}' for key in required)
+        return f'{JSON_CALL_START}{{"name": "{tool.name}", "arguments": {{{values}}}}}{JSON_CALL_END}'
+    values = ",".join(f"{key}:{_gemma4_placeholder(key, properties[key])}" for key in sorted(required))
+    return f"{GEMMA4_CALL_START}call:{tool.name}{{{values}}}{GEMMA4_CALL_END}"
+
+
+def _json_placeholder(key: str, schema: dict) -> str:
+    return f'"⟨{key}⟩"' if schema.get("type", "string") == "string" else f"⟨{key}⟩"
+
+
+def _gemma4_placeholder(key: str, schema: dict) -> str:
+    if schema.get("type", "string") == "string":
+        return f"{GEMMA4_STRING}⟨{key}⟩{GEMMA4_STRING}"
+    return f"⟨{key}⟩"
+
+
+def _read_tagged_json(body: str, inner_start: int) -> tuple[dict, int] | None:
+    """Read a valid JSON call followed by its end tag; return it and where the text after the tag begins.
+
+    Decoding before looking for the end tag keeps a `</tool_call>` inside a string from cutting the call.
+    """
+    start = len(body) - len(body[inner_start:].lstrip())
+    try:
+        data, end = json.JSONDecoder().raw_decode(body, start)
+    except json.JSONDecodeError:
+        return None
+    rest = body[end:].lstrip()
+    if not _looks_like_call(data) or not rest.startswith(JSON_CALL_END):
+        return None
+    return data, len(body) - len(rest) + len(JSON_CALL_END)
+
+
+def _looks_like_call(data: Any) -> bool:
+    if not isinstance(data, dict):
+        return False
+    function = data.get("function") if isinstance(data.get("function"), dict) else data
+    if "description" in function and "parameters" in function:
+        return False  # a tool declaration copied from the prompt, not a call
+    return isinstance(function.get("name"), str) and ("arguments" in function or "parameters" in function)
+
+
+def _json_arguments(text: str, tool: ToolSpec | None) -> tuple[Any, bool]:
+    """Read arguments sent as a JSON string; return them and whether unescaped quotes had to be repaired."""
+    try:
+        return json.loads(text), False
+    except json.JSONDecodeError:
+        stripped = text.strip()
+        if tool is None or not stripped.startswith("{") or not stripped.endswith("}"):
+            return text, False
+    try:
+        return repair_arguments(stripped[1:-1], tool.parameters, "json"), True
+    except RepairError:
+        return text, False
+
+
+def _python_literal(raw: str) -> Any:
+    """Read a call written as a Python dict (single quotes, True/False); only literals are evaluated."""
+    import ast
+
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, RecursionError, MemoryError):
+        return None
+
+
+def _unfence(text: str) -> str:
+    match = _FENCE.fullmatch(text.strip())
+    return match.group(1).strip() if match else text
 
 
 def parse_gemma4_call(raw: str) -> tuple[str, dict]:
     """Parse the inside of `<|tool_call>...<tool_call|>`: `call:NAME{key:value,...}`."""
-    raw = raw.strip()
-    if not raw.startswith("call:"):
-        raise ValueError("a call starts with call:NAME")
-    brace = raw.find("{")
-    if brace < 0:
-        raise ValueError("the arguments must follow the name in braces")
-    name = raw[len("call:"):brace].strip()
-    value, end = _Gemma4Reader(raw, brace).read_value()
+    parsed = _read_gemma4_strict(raw, 0)
+    if parsed is None:
+        raise ValueError("not a call of the form call:NAME{key:value,...}")
+    name, arguments, end = parsed
     if raw[end:].strip():
         raise ValueError(f"unexpected text after the arguments: {raw[end:].strip()[:40]!r}")
-    return name, value
+    return name, arguments
+
+
+def read_gemma4_value(text: str) -> Any:
+    """Read one whole Gemma 4 value; raise ValueError when `text` is not exactly one value."""
+    reader = _Gemma4Reader(text, 0)
+    value = reader.value()
+    if text[reader.position:].strip():
+        raise ValueError(f"unexpected text after the value: {text[reader.position:reader.position + 20]!r}")
+    return value
+
+
+def _runs_off_the_end(text: str, start: int) -> bool:
+    """Tell whether strict reading of the call at `start` fails only because the text ends first."""
+    head = _CALL_HEAD.match(text, start)
+    if head is None:
+        return False
+    try:
+        _Gemma4Reader(text, head.end() - 1).value()
+    except _EndOfText:
+        return True
+    except ValueError:
+        return False
+    return False
+
+
+def _read_gemma4_strict(text: str, start: int) -> tuple[str, dict, int] | None:
+    """Read `call:NAME{...}` at `start`; return name, arguments and the end offset, or None."""
+    head = _CALL_HEAD.match(text, start)
+    if head is None:
+        return None
+    reader = _Gemma4Reader(text, head.end() - 1)
+    try:
+        arguments = reader.value()
+    except ValueError:
+        return None
+    return head.group(1), arguments, reader.position
+
+
+class _EndOfText(ValueError):
+    """The text ended inside a value."""
+
+
+_KEY = re.compile(r"[A-Za-z_][\w]*")
+_LITERAL = re.compile(r"true|false|null|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
 class _Gemma4Reader:
@@ -168,30 +490,28 @@ class _Gemma4Reader:
         self.text = text
         self.position = position
 
-    def read_value(self) -> tuple[object, int]:
-        value = self._value()
-        return value, self.position
-
-    def _skip_space(self) -> None:
+    def skip_space(self) -> None:
         while self.position < len(self.text) and self.text[self.position] in " \t\r\n":
             self.position += 1
+        if self.position >= len(self.text):
+            raise _EndOfText("the text ends inside the call")
 
-    def _value(self) -> object:
-        self._skip_space()
-        text, pos = self.text, self.position
-        if text.startswith(GEMMA4_STRING, pos):
-            end = text.find(GEMMA4_STRING, pos + len(GEMMA4_STRING))
+    def value(self) -> Any:
+        self.skip_space()
+        text, position = self.text, self.position
+        if text.startswith(GEMMA4_STRING, position):
+            end = text.find(GEMMA4_STRING, position + len(GEMMA4_STRING))
             if end < 0:
-                raise ValueError("a string is not closed with <|\"|>")
+                raise _EndOfText('a string is not closed with <|"|>')
             self.position = end + len(GEMMA4_STRING)
-            return text[pos + len(GEMMA4_STRING):end]
-        if text.startswith("{", pos):
+            return text[position + len(GEMMA4_STRING):end]
+        if text.startswith("{", position):
             return self._object()
-        if text.startswith("[", pos):
+        if text.startswith("[", position):
             return self._list()
-        match = re.compile(r"true|false|null|-?\d+(\.\d+)?([eE][-+]?\d+)?").match(text, pos)
+        match = _LITERAL.match(text, position)
         if not match:
-            raise ValueError(f"unexpected value at {text[pos:pos + 20]!r}")
+            raise ValueError(f"unexpected value at {text[position:position + 20]!r}")
         self.position = match.end()
         return json.loads(match.group(0))
 
@@ -199,36 +519,35 @@ class _Gemma4Reader:
         self.position += 1
         result: dict = {}
         while True:
-            self._skip_space()
+            self.skip_space()
             if self.text.startswith("}", self.position):
                 self.position += 1
                 return result
-            match = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").match(self.text, self.position)
+            match = _KEY.match(self.text, self.position)
             if not match:
                 raise ValueError(f"expected a key at {self.text[self.position:self.position + 20]!r}")
             self.position = match.end()
-            self._skip_space()
+            self.skip_space()
             if not self.text.startswith(":", self.position):
                 raise ValueError(f"expected ':' after the key {match.group(0)}")
             self.position += 1
-            result[match.group(0)] = self._value()
-            self._skip_space()
-            if self.text.startswith(",", self.position):
-                self.position += 1
-            elif not self.text.startswith("}", self.position):
-                raise ValueError("expected ',' or '}' in an object")
+            result[match.group(0)] = self.value()
+            self._separator("}")
 
     def _list(self) -> list:
         self.position += 1
         result: list = []
         while True:
-            self._skip_space()
+            self.skip_space()
             if self.text.startswith("]", self.position):
                 self.position += 1
                 return result
-            result.append(self._value())
-            self._skip_space()
-            if self.text.startswith(",", self.position):
-                self.position += 1
-            elif not self.text.startswith("]", self.position):
-                raise ValueError("expected ',' or ']' in a list")
+            result.append(self.value())
+            self._separator("]")
+
+    def _separator(self, closer: str) -> None:
+        self.skip_space()
+        if self.text.startswith(",", self.position):
+            self.position += 1
+        elif not self.text.startswith(closer, self.position):
+            raise ValueError(f"expected ',' or '{closer}'")

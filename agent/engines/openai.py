@@ -1,7 +1,7 @@
 """An engine that drives any OpenAI-compatible chat server: llama-server, Ollama, LM Studio, vLLM.
 
-Replies stream over SSE. Calls arrive as structured `tool_calls` where the server parses them, or stay
-in the text (Gemma 4 native or JSON) where it does not; both go through `parse_reply`. Messages are
+Replies stream over SSE. A server that parses calls returns structured `tool_calls`, and one that
+does not leaves them in the text (Gemma 4 native or JSON). Both kinds go through `parse_reply`. Messages are
 sent exactly as the loop built them, so a server with a prompt cache reuses the whole earlier prefix.
 """
 
@@ -43,7 +43,7 @@ class OpenAIEngine:
 
     name = "openai"
     # The server queues or batches requests itself, so the eval runner may call `reply` from several
-    # threads at once; one httpx.Client is safe to share between them.
+    # threads at once. One httpx.Client is safe to share between them.
     concurrent = True
 
     def __init__(self, settings: Settings):
@@ -286,16 +286,16 @@ def _rejects_tool_choice(error: ServerError) -> bool:
     return error.status in (400, 422) and "tool_choice" in error.server_message.lower()
 
 
-def _warn_ollama_context(server: ServerInfo, wanted: int) -> None:
+def _warn_ollama_context(server: ServerInfo, requested: int) -> None:
     # Ollama's /v1/chat/completions has no field for num_ctx (its request type in openai/openai.go
     # ignores `options`), so the context comes from the server: OLLAMA_CONTEXT_LENGTH or the model file.
-    if server.loaded_context_size and server.loaded_context_size >= wanted:
+    if server.loaded_context_size and server.loaded_context_size >= requested:
         return
     loaded = f"{server.loaded_context_size} tokens" if server.loaded_context_size else "the server's default (4096 tokens with under 24 GB of VRAM)"
     logger.warning(
         "Ollama serves %s with %s of context and cuts longer prompts silently. "
         "Restart it with OLLAMA_CONTEXT_LENGTH=%d ollama serve for a larger one.",
-        server.model, loaded, wanted,
+        server.model, loaded, requested,
     )
 
 

@@ -31,7 +31,7 @@ START_HINT = "start one, for example `llama-server -m MODEL.gguf --jinja --port 
 
 
 class ServerError(EngineError):
-    """The server answered with an HTTP error status; `status` and `server_message` keep its details."""
+    """An HTTP error status from the server, with `status` and the server's own `server_message`."""
 
     def __init__(self, message: str, status: int, server_message: str):
         super().__init__(message)
@@ -99,8 +99,8 @@ class ServerClient:
     def stream_events(self, url: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """POST a streaming request and yield each SSE data object until `[DONE]` or the end of the body.
 
-        Failures before the first byte of the body are retried when transient; a failure after it
-        raises at once, because the caller has already shown part of the reply.
+        A transient failure before the body starts is retried. A failure after that raises at once,
+        because the caller has already shown part of the reply.
         """
         reader = self._open(url, body)
         try:
@@ -216,8 +216,8 @@ def _sse_events(reader: _StreamReader, url: str, first_timeout: float, read_time
             data_lines.append(line[len("data:"):].strip())
         elif line.strip() or not data_lines:
             continue  # comments (": ping"), event names and blank keep-alive lines
-        # Most servers put one JSON object on each data line; the SSE rule of joining lines until a
-        # blank one is the fallback for a payload split across lines.
+        # Most servers put one JSON object on each data line. The SSE rule (join lines until a blank
+        # one) is the fallback for a payload split across lines.
         payload = "\n".join(data_lines)
         if payload != "[DONE]" and not _is_json(payload) and line.strip():
             continue
@@ -318,13 +318,13 @@ def _connect_message(url: str, error: Exception) -> str:
 
 def _first_chunk_timeout_message(url: str, timeout: float) -> str:
     return (
-        f"{url} sent no reply within {timeout:.0f} s. A long prompt on a slow machine can take this long: "
+        f"{url} sent no reply within {timeout:g} s. A long prompt on a slow machine can take this long: "
         f"raise server_first_chunk_timeout, or check that the server is not stuck."
     )
 
 
 def _silence_message(url: str, timeout: float) -> str:
-    seconds = f" for {timeout:.0f} s" if timeout else ""
+    seconds = f" for {timeout:g} s" if timeout else ""
     return (
         f"{url} stopped sending in the middle of the reply (nothing{seconds}). "
         f"Check the server's log; raise server_read_timeout if it is only slow."

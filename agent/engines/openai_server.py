@@ -1,4 +1,4 @@
-"""Finds out what kind of OpenAI-compatible server answers, its model, context size and tokenizer.
+"""Detect the kind of OpenAI-compatible server at a URL, its model, context size and tokenizer.
 
 Each server tells its context size in its own way: llama-server in `GET /props`, Ollama in
 `POST /api/show` and `GET /api/ps`, vLLM as `max_model_len` in `GET /v1/models`, LM Studio as
@@ -27,7 +27,7 @@ CONTEXT_FIELDS = ("max_model_len", "loaded_context_length", "context_length", "c
 
 @dataclass
 class ServerInfo:
-    """What the probe learned: server kind, the model to request, its context size (None if unknown)."""
+    """The probe result: server kind, the model to request and its context size (None if unknown)."""
 
     kind: str = GENERIC
     model: str = ""
@@ -72,8 +72,8 @@ def probe_server(client: ServerClient, requested_model: str) -> ServerInfo:
 
 
 def _probe_ollama(client: ServerClient, info: ServerInfo) -> None:
-    shown = client.post_json(f"{client.root_url}/api/show", {"model": info.model}) or {}
-    model_info = shown.get("model_info") or {}
+    details = client.post_json(f"{client.root_url}/api/show", {"model": info.model}) or {}
+    model_info = details.get("model_info") or {}
     for key, value in model_info.items():
         if key.endswith(".context_length"):
             info.context_size = _positive_int(value)

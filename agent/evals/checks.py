@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 # The message fed back to the model is one failure, cut to this many characters, never the whole output.
 MAX_MESSAGE_CHARS = 600
 
-# Each runner returns None when the check passed, or a short message that says what is wrong.
+# Each runner returns None when the check passed, or a short message that states what is wrong.
 CheckRunner = Callable[[Any, Path], "str | None"]
 _RUNNERS: dict[str, CheckRunner] = {
     "pytest": run_pytest_check,

@@ -29,7 +29,7 @@ def run_command_check(check: CommandCheck, workspace: Path) -> str | None:
 
 
 def _normalize(text: str) -> str:
-    """Drop trailing spaces on each line and trailing blank lines, which no reader of the output sees."""
+    """Drop trailing spaces on each line and trailing blank lines, which a reader of the output cannot see."""
     return "\n".join(line.rstrip() for line in text.splitlines()).rstrip("\n")
 
 

@@ -72,8 +72,6 @@ def run_page_check(check: PageCheck, workspace: Path) -> str | None:
         finally:
             browser.close()
 
-    if browser_errors:
-        return browser_errors[0]
     return failure
 
 
@@ -137,7 +135,7 @@ def _load_script(path: Path) -> ModuleType:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the workspace without logging each request, and answers a missing favicon with 204."""
+    """Serves the workspace without logging each request, and returns 204 for a missing favicon."""
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("page server: " + format, *args)

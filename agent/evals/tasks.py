@@ -112,8 +112,9 @@ def load_tasks(path: Path | str) -> list[Task]:
     raise UsageError(f"{path}: no such task file or folder.")
 
 
-def load_task(path: Path) -> Task:
-    """Read and validate one task file; raise UsageError naming the file and the bad key."""
+def load_task(path: Path | str) -> Task:
+    """Read and validate one task file, raising UsageError that names the file and the invalid key."""
+    path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:

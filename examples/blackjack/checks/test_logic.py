@@ -1,4 +1,4 @@
-"""Acceptance checks for blackjack.py, run from the workspace that holds it."""
+"""Acceptance checks for blackjack.py, run from the workspace that contains it."""
 
 import pytest
 

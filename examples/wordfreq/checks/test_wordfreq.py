@@ -1,4 +1,4 @@
-"""Acceptance checks for top_words in wordfreq.py, run from the workspace that holds it."""
+"""Acceptance checks for top_words in wordfreq.py, run from the workspace that contains it."""
 
 import wordfreq
 

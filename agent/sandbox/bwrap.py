@@ -1,0 +1,287 @@
+"""The bubblewrap backend: each command in its own mount, PID and network namespaces.
+
+The workspace is mounted read-write, the rest of the system read-only, /tmp and /run are private, and
+credential files are hidden. The command runs in a new session (so it cannot inject input into the
+agent's terminal) and dies with the agent (--die-with-parent).
+
+Bounding a process flood: no cgroup is available to an unprivileged agent, so the bound is
+RLIMIT_NPROC, which the kernel enforces at fork(). It needs a uid the limit can count:
+- Run by an ordinary user, commands get a fresh user namespace. Since Linux 5.14 the kernel counts
+  RLIMIT_NPROC per user namespace, so only this command's processes count, not the user's others
+  (checked on 6.18: 30 processes of the same uid outside did not reduce a limit of 20 inside).
+- Run by root, RLIMIT_NPROC is never enforced for uid 0, even inside a user namespace. So commands
+  switch to SANDBOX_UID, keeping only CAP_DAC_OVERRIDE so they can write the root-owned workspace.
+  There the limit counts every process of SANDBOX_UID, background servers of the run included.
+A watchdog counting processes in the PID namespace would be racy: a fork loop creates hundreds of
+processes between two polls. The PID namespace still matters: when the command's shell exits or is
+killed, the kernel kills everything left in the namespace, including processes that trap SIGTERM,
+started a new session or were left running in the background.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+from agent.errors import UsageError
+
+from agent.sandbox.limits import MB, prlimit_argv
+from agent.sandbox.runner import AGENT_DIR, Sandbox
+
+# A uid no account uses, outside Debian's reserved ranges and below the usual subordinate-uid ranges.
+SANDBOX_UID = 70_000
+PRIVATE_TMP_BYTES = 512 * MB
+PRIVATE_RUN_BYTES = 16 * MB
+PROBE_TIMEOUT_SECONDS = 10
+HOLDER_START_SECONDS = 5
+KILL_WAIT_SECONDS = 2
+
+# Files and folders in a home directory that hold credentials; hidden from every command.
+CREDENTIAL_PATHS = (
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".kube",
+    ".docker",
+    ".netrc",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".config/gcloud",
+    ".config/gh",
+    ".config/hub",
+    ".config/gemma-agent",
+    ".local/share/keyrings",
+)
+
+# System folders scanned, two levels deep, for entries only their owner may read. They are hidden when
+# the agent runs as root, because commands then keep CAP_DAC_OVERRIDE and could read them.
+PRIVATE_SCAN_ROOTS = ("/etc", "/var")
+
+
+class BwrapSandbox(Sandbox):
+    """Runs each command under bubblewrap with the limits of Sandbox plus namespaces and hidden credentials."""
+
+    name = "bwrap"
+
+    def __init__(self, root: Path, *args, **kwargs):
+        kwargs.setdefault("allow_network", False)
+        super().__init__(root, *args, **kwargs)
+        self.as_root = os.geteuid() == 0
+        self._hidden: list[Path] | None = None
+        self._network_holder: subprocess.Popen | None = None
+        self._network_pid = 0
+
+    def wrap(self, shell_argv: list[str]) -> list[str]:
+        return [
+            *self._network_entry(),
+            "bwrap",
+            *self._namespace_options(),
+            *self._mount_options(),
+            "--die-with-parent",
+            "--new-session",
+            "--chdir",
+            str(self.root),
+            "--",
+            *self._identity(),
+            *prlimit_argv(self.limits, with_processes=True),
+            *shell_argv,
+        ]
+
+    def close(self) -> None:
+        super().close()
+        holder = self._network_holder
+        if holder is not None:
+            holder.stdin.close()
+            try:
+                holder.wait(timeout=KILL_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._kill(holder)
+                holder.wait()
+            self._network_holder = None
+
+    def _kill(self, process: subprocess.Popen) -> None:
+        """Kill the namespace's first process, so the kernel kills every other process in the PID namespace.
+
+        The outer bwrap then reaps it and exits. Killing the outer bwrap first would also work, through
+        --die-with-parent, but would leave the first process as a zombie of whatever adopts it.
+        """
+        for pid in _child_pids(process.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            process.wait(timeout=KILL_WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            super()._kill(process)
+
+    def _network_entry(self) -> list[str]:
+        """Return the nsenter prefix that joins this sandbox's private network namespace, or [] with network on.
+
+        All commands of one sandbox share that namespace, so a command can reach a server that a
+        background process started on 127.0.0.1, while nothing reaches the host's network.
+        """
+        if self.allow_network:
+            return []
+        pid = self._network_holder_pid()
+        if self.as_root:
+            return ["nsenter", f"--target={pid}", "--net", "--"]
+        # An ordinary user may join the namespace only from inside the user namespace that owns it.
+        return ["nsenter", f"--target={pid}", "--user", "--net", "--preserve-credentials", "--"]
+
+    def _network_holder_pid(self) -> int:
+        """Start, once, a process that keeps the private network namespace alive; return its pid."""
+        if self._network_holder is None or self._network_holder.poll() is not None:
+            argv = ["bwrap", "--ro-bind", "/", "/", "--unshare-net", "--die-with-parent"]
+            argv += [] if self.as_root else ["--unshare-user"]
+            # `cat` waits on a pipe only this process holds, so the holder also ends when the agent does.
+            self._network_holder = subprocess.Popen(
+                argv + ["--", "cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True
+            )
+            self._network_pid = _child_pid(self._network_holder)
+        return self._network_pid
+
+    def _namespace_options(self) -> list[str]:
+        options = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        if self.as_root:
+            # bwrap run by root keeps every capability unless told otherwise; setpriv needs these three
+            # to switch to SANDBOX_UID, and then keeps only CAP_DAC_OVERRIDE.
+            options += ["--cap-drop", "ALL"]
+            for capability in ("CAP_DAC_OVERRIDE", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
+                options += ["--cap-add", capability]
+        else:
+            options.append("--unshare-user")
+        return options
+
+    def _mount_options(self) -> list[str]:
+        options = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        for path in map(str, self._hidden_paths()):
+            options += ["--tmpfs", path, "--remount-ro", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+        # A private /run hides the sockets of system services (docker, dbus), which work across
+        # network namespaces because they are files.
+        options += ["--size", str(PRIVATE_RUN_BYTES), "--tmpfs", "/run"]
+        options += ["--perms", "1777", "--size", str(PRIVATE_TMP_BYTES), "--tmpfs", "/tmp"]
+        options += _resolver_options() if self.allow_network else []
+        home = str(self.home())
+        options += ["--bind", home, home, "--bind", str(self.root), str(self.root)]
+        agent_dir = str(self.root / AGENT_DIR)
+        return options + ["--ro-bind", agent_dir, agent_dir]
+
+    def _identity(self) -> list[str]:
+        if not self.as_root:
+            return []
+        uid = str(SANDBOX_UID)
+        keep = "-all,+dac_override"
+        return [
+            "setpriv", "--reuid", uid, "--regid", uid, "--clear-groups",
+            f"--inh-caps={keep}", f"--ambient-caps={keep}", f"--bounding-set={keep}", "--",
+        ]
+
+    def _hidden_paths(self) -> list[Path]:
+        if self._hidden is None:
+            homes = [Path("/root"), *map(Path, glob.glob("/home/*"))]
+            hidden = [home / name for home in homes for name in CREDENTIAL_PATHS]
+            if self.as_root:
+                hidden += [path for top in PRIVATE_SCAN_ROOTS for path in _owner_only_entries(Path(top))]
+            self._hidden = [path for path in hidden if _exists(path) and not _contains(path, self.root)]
+        return self._hidden
+
+
+def _child_pids(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _child_pid(process: subprocess.Popen) -> int:
+    """Return the pid of bwrap's sandboxed child, which holds the new namespaces."""
+    deadline = time.monotonic() + HOLDER_START_SECONDS
+    while time.monotonic() < deadline:
+        pids = _child_pids(process.pid)
+        if pids:
+            return pids[0]
+        if process.poll() is not None:
+            break
+        time.sleep(0.005)
+    raise UsageError(f"bwrap did not start its network namespace within {HOLDER_START_SECONDS} seconds.")
+
+
+def _owner_only_entries(top: Path, depth: int = 2) -> list[Path]:
+    """Return files and folders under `top` that others may not read, without descending into them."""
+    found = []
+    try:
+        entries = list(os.scandir(top))
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            continue
+        if not info.st_mode & stat.S_IROTH:
+            found.append(Path(entry.path))
+        elif stat.S_ISDIR(info.st_mode) and depth > 1:
+            found += _owner_only_entries(Path(entry.path), depth - 1)
+    return found
+
+
+def _resolver_options() -> list[str]:
+    """Mount the folder /etc/resolv.conf points into when it lives under /run, so DNS works with network on."""
+    target = Path(os.path.realpath("/etc/resolv.conf"))
+    if target.parts[:2] == ("/", "run") and target.exists():
+        return ["--ro-bind", str(target.parent), str(target.parent)]
+    return []
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists() and not path.is_symlink()
+    except OSError:
+        return False
+
+
+def _contains(path: Path, inner: Path) -> bool:
+    return path == inner or path in inner.parents
+
+
+@functools.lru_cache(maxsize=None)
+def probe() -> tuple[bool, str]:
+    """Check once per process that bubblewrap can create the namespaces a command needs; return (works, reason)."""
+    binary = shutil.which("bwrap")
+    if binary is None:
+        return False, "bubblewrap (bwrap) is not installed; on Debian or Ubuntu: apt-get install bubblewrap"
+    argv = [binary, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--die-with-parent"]
+    if os.geteuid() != 0:
+        argv.append("--unshare-user")
+    try:
+        result = subprocess.run(argv + ["--", "true"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return False, f"bwrap could not run: {error}"
+    if result.returncode != 0:
+        detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.returncode}"
+        return False, f"bwrap cannot create namespaces here ({detail}); user namespaces may be disabled"
+    missing = [tool for tool in ("prlimit", "setpriv", "nsenter") if shutil.which(tool) is None]
+    if missing:
+        return False, f"{' and '.join(missing)} (util-linux) not found; it applies the limits inside the sandbox"
+    return True, _version(binary)
+
+
+def _version(binary: str) -> str:
+    try:
+        return subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "bubblewrap"
