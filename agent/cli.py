@@ -67,7 +67,14 @@ def _stderr_console():
 
 
 # Options shared by every command that runs a model.
-Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Path of the GGUF model file (llamacpp engine).")]
+Model = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model", "-m",
+        help="GGUF model for the llamacpp engine: a path, a catalog name such as gemma-4-26b-a4b, or a file name "
+        "found by `gemma-agent models list`. Default: the `model` setting, else the downloaded Gemma 4 26B-A4B.",
+    ),
+]
 Engine = Annotated[Optional[str], typer.Option(help="llamacpp (in-process, default), openai (an OpenAI-compatible server) or scripted.")]
 Script = Annotated[Optional[str], typer.Option(help="JSON Lines file of replies for --engine scripted (or a trajectory to replay).")]
 BaseUrl = Annotated[Optional[str], typer.Option(help="Server URL for --engine openai, e.g. http://127.0.0.1:8080/v1.")]
@@ -156,7 +163,9 @@ def _mask_function():
 
 @config_app.command("show")
 @handle_errors
-def config_show(json_out: JsonOut = False) -> None:
+def config_show(
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON object of setting: {value, source}.")] = False,
+) -> None:
     """Print every setting, its value and where it came from (default, a config file, environment)."""
     import json
 

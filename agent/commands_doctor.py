@@ -13,7 +13,7 @@ def doctor(
 ) -> None:
     """Check Python, llama-cpp-python and its backend, CPU, GPU, sandbox, git, browser and the model.
 
-    Exit code 0 when everything a build needs is OK, 1 otherwise; each failed line says what to do.
+    Exit code 0 when everything a build needs is OK, 1 otherwise; each failed line ends with the fix.
     """
     from agent.config import load_settings
     from agent.doctor import all_required_ok, run_checks

@@ -19,7 +19,7 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def _fail_on_errors(command):
-    """The same one-line `Error:` handling as the other commands, without importing the CLI module."""
+    """Wrap a command with the one-line `Error:` handling of agent.cli, which this module cannot import."""
     import functools
 
     @functools.wraps(command)

@@ -20,10 +20,20 @@ logger = logging.getLogger(__name__)
 COMPACTION_TARGET = 0.5
 # A reply may use at most this share of the context, whatever max_reply_tokens says.
 MAX_REPLY_SHARE = 0.5
-KEEP_HEAD_CHARS = 400
-KEEP_TAIL_CHARS = 400
-# Shortening a text below this size saves too little to be worth its note.
-MIN_COMPACTED_CHARS = 1200
+# Each pass shortens the messages of these roles, oldest first, keeping this many characters at each
+# end of a long text: first the head and tail of tool results, the model's call arguments and text,
+# and long notes; then, when that is still too much, only a note of what was left out.
+COMPACTION_PASSES = (
+    (("tool",), 400),
+    (("assistant",), 400),
+    (("user",), 400),
+    (("tool", "assistant"), 0),
+)
+# Savings are estimated at this ratio while shortening, which only decides when to count the whole
+# prompt again with the engine's tokenizer: counting a lone message would need a template to accept it.
+CHARS_PER_TOKEN = 4
+# A text is shortened only when that saves at least this many characters beyond the note it gets.
+MIN_SAVED_CHARS = 300
 
 
 class ContextLimitError(AgentError):
@@ -79,51 +89,52 @@ class ContextBudget:
     def _compact(self, messages: list[Message], protected: int, target: int, tokens: int) -> int:
         """Shorten messages oldest first, tool results before the model's own calls and text, until `target` is met."""
         compacted = 0
-        for roles in (("tool",), ("assistant",), ("user",)):
+        for roles, keep in COMPACTION_PASSES:
             for index in range(protected, len(messages)):
                 if messages[index].role not in roles:
                     continue
-                shortened = shorten_message(messages[index])
+                shortened = shorten_message(messages[index], keep)
                 if shortened is None:
                     continue
-                tokens -= self.count([messages[index]]) - self.count([shortened])
+                tokens -= (_text_size(messages[index]) - _text_size(shortened)) // CHARS_PER_TOKEN
                 messages[index] = shortened
                 compacted += 1
                 if tokens <= target:
-                    # The per-message deltas are an estimate; the full count decides.
                     tokens = self.count(messages)
                     if tokens <= target:
                         return compacted
         return compacted
 
 
-def shorten_message(message: Message) -> Message | None:
+def _text_size(message: Message) -> int:
+    arguments = (value for call in message.tool_calls for value in call.arguments.values() if isinstance(value, str))
+    return len(message.content) + sum(len(value) for value in arguments)
+
+
+def shorten_message(message: Message, keep: int) -> Message | None:
     """Return the message with its long text and long call arguments cut, or None when nothing is long."""
-    content = shorten_text(message.content)
-    calls = [_shorten_call(call) for call in message.tool_calls]
+    content = shorten_text(message.content, keep)
+    calls = [_shorten_call(call, keep) for call in message.tool_calls]
     if content == message.content and all(new is old for new, old in zip(calls, message.tool_calls)):
         return None
     return replace(message, content=content, tool_calls=calls)
 
 
-def _shorten_call(call: ToolCall) -> ToolCall:
-    arguments = {key: shorten_text(value) if isinstance(value, str) else value for key, value in call.arguments.items()}
+def _shorten_call(call: ToolCall, keep: int) -> ToolCall:
+    arguments = {key: shorten_text(value, keep) if isinstance(value, str) else value for key, value in call.arguments.items()}
     if arguments == call.arguments:
         return call
     return ToolCall(call.name, arguments, call.id)
 
 
-def shorten_text(text: str) -> str:
-    """Keep the head and tail of a long text, cut at line breaks, with a note of what was dropped."""
-    if len(text) < MIN_COMPACTED_CHARS:
+def shorten_text(text: str, keep: int) -> str:
+    """Keep `keep` characters of head and tail of a long text, cut at line breaks, with a note of what was dropped."""
+    if len(text) < 2 * keep + MIN_SAVED_CHARS:
         return text
-    head = text[:KEEP_HEAD_CHARS]
+    head = text[:keep]
     head = head[: head.rfind("\n") + 1] or head
-    tail = text[-KEEP_TAIL_CHARS:]
+    tail = text[len(text) - keep :] if keep else ""
     tail = tail[tail.find("\n") + 1 :] or tail
     dropped = text[len(head) : len(text) - len(tail)]
-    note = (
-        f"[... {len(dropped)} characters ({dropped.count(chr(10))} lines) left out here to save context; "
-        "run the tool again to see them ...]"
-    )
-    return f"{head}{note}\n{tail}"
+    note = f"[... {len(dropped)} characters ({dropped.count(chr(10))} lines) left out here to save context ...]"
+    return f"{head}{note}\n{tail}" if tail else f"{head}{note}"

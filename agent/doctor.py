@@ -1,4 +1,4 @@
-"""`gemma-agent doctor`: check everything a build needs and say what to do about each problem."""
+"""`gemma-agent doctor`: check everything a build needs and print the fix for each problem."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ GIB = 1024**3
 
 @dataclass
 class Check:
-    """One line of the report. `required` checks decide the exit code; `fix` says what to do when not ok."""
+    """One line of the report. Only `required` checks decide the exit code, and `fix` is the next step when not ok."""
 
     name: str
     ok: bool
@@ -110,7 +110,7 @@ def check_gpu(hardware: Hardware) -> Check:
 
 
 def check_sandbox(settings: Settings) -> Check:
-    """A build stops when its sandbox cannot run, so this check is required unless sandbox = none."""
+    """Check the sandbox backend. It is required because a build stops when its sandbox cannot run."""
     try:
         from agent.sandbox import describe_backend
     except ImportError:
@@ -146,7 +146,8 @@ def check_model(settings: Settings) -> Check:
     try:
         path = resolve_model(settings.model, settings.model_dirs)
     except AgentError as error:
-        return Check("model", False, str(error).split(". ")[0], str(error).split(". ", 1)[-1])
+        # The resolution error already contains the command that gets the model, so no separate fix text.
+        return Check("model", False, str(error).rstrip("."))
     return Check("model", True, str(path))
 
 

@@ -31,7 +31,7 @@ class Gpu:
 
 @dataclass
 class Hardware:
-    """What this machine offers a model: system RAM and GPUs in bytes, CPU model and feature flags."""
+    """Resources of this machine for a model: system RAM and GPU memory in bytes, CPU model and feature flags."""
 
     ram_bytes: int
     available_ram_bytes: int

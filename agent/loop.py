@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from agent.chat.messages import Message, ToolCall
 from agent.context import ContextBudget
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 MAX_VERIFY_ROUNDS = 3
 MAX_CALLS_PER_REPLY = 8
-# System prompt, task, plan and the start-of-work prompt open every run; compaction leaves them alone.
+# The system prompt, task, plan and start-of-work prompt that open every run.
 PLAN_MESSAGES = 4
 INTERRUPTED = "Stopped by Ctrl-C."
 
@@ -70,12 +70,18 @@ class Loop:
         self.messages: list[Message] = []
         self.totals = RunTotals()
         self.verify_rounds = 0
+        # Compaction never touches the first messages: the system prompt, and the task and plan of a run.
+        self.protected_messages = 1
 
     def run(self, task: str, resume: ResumeState | None = None) -> RunResult:
         """Run `task` to its end, or continue the stopped run `resume` describes."""
+        return self._guarded(lambda started: self._run(task, resume, started))
+
+    def _guarded(self, body: Callable[[float], RunResult]) -> RunResult:
+        """Run `body`, turning our failures and a second Ctrl-C into the result, with the run's totals."""
         started = time.monotonic()
         try:
-            result = self._run(task, resume, started)
+            result = body(started)
         except AgentError as error:
             status = getattr(error, "status", "script_exhausted" if isinstance(error, ScriptExhausted) else "error")
             result = RunResult(status, str(error), error=error)
@@ -92,32 +98,27 @@ class Loop:
         else:
             self._restore(resume)
         while self.totals.steps < self.settings.max_steps:
-            if self.interrupt.requested:
-                return RunResult("interrupted", INTERRUPTED)
-            if time.monotonic() - started > self.settings.max_seconds:
-                return RunResult("time_limit", f"Stopped after {self.settings.max_seconds:.0f} s, the time limit.")
+            stop = self._stop_before_step(started)
+            if stop is not None:
+                return stop
             finished = self._step()
             if finished is not None:
                 return finished
         return RunResult("max_steps", f"Stopped after {self.settings.max_steps} steps, the step limit.")
 
+    def _stop_before_step(self, started: float) -> RunResult | None:
+        if self.interrupt.requested:
+            return RunResult("interrupted", INTERRUPTED)
+        if time.monotonic() - started > self.settings.max_seconds:
+            return RunResult("time_limit", f"Stopped after {self.settings.max_seconds:.0f} s, the time limit.")
+        return None
+
     def continue_with(self, text: str) -> RunResult:
-        """Add a user message to the same history and run until the model answers without a tool call,
+        """Add a user message to the same history and run until the model replies without a tool call,
         calls finish, or reaches a limit. The history is only appended to, so the engine's prompt cache
         is reused (`gemma-agent chat` calls this once per message).
         """
-        started = time.monotonic()
-        try:
-            result = self._continue(text, started)
-        except AgentError as error:
-            status = getattr(error, "status", "script_exhausted" if isinstance(error, ScriptExhausted) else "error")
-            result = RunResult(status, str(error), error=error)
-        except KeyboardInterrupt:
-            result = RunResult("interrupted", INTERRUPTED)
-        result.totals = self.totals
-        result.seconds = time.monotonic() - started
-        result.messages = self.messages
-        return result
+        return self._guarded(lambda started: self._continue(text, started))
 
     def _continue(self, text: str, started: float) -> RunResult:
         if not self.messages:
@@ -125,10 +126,9 @@ class Loop:
         self._tell(text)
         steps_at_start = self.totals.steps
         while self.totals.steps - steps_at_start < self.settings.max_steps:
-            if self.interrupt.requested:
-                return RunResult("interrupted", INTERRUPTED)
-            if time.monotonic() - started > self.settings.max_seconds:
-                return RunResult("time_limit", f"Stopped after {self.settings.max_seconds:.0f} s, the time limit.")
+            stop = self._stop_before_step(started)
+            if stop is not None:
+                return stop
             reply = self._reply(tool_choice="auto")
             if not reply.tool_calls and not reply.parsed.problems:
                 return RunResult("answered", reply.content)
@@ -140,15 +140,18 @@ class Loop:
     def _plan(self, task: str) -> None:
         self._append(Message("system", render_prompt("system")))
         self._append(Message("user", render_prompt("plan", task=task)))
+        self.protected_messages = len(self.messages)
         plan = self._reply(tool_choice="none")
         self.bus.emit("plan", text=plan.content)
         self._append(Message("user", render_prompt("start_work")))
+        self.protected_messages = len(self.messages)
 
     def _restore(self, state: ResumeState) -> None:
         """Start from a stopped run's conversation, recording it again so this run's trajectory is complete."""
         for message in state.messages:
             self._append(message)
         self.totals.steps = state.steps
+        self.protected_messages = min(PLAN_MESSAGES, len(state.messages))
         self._tell(render_prompt("resume", status=state.status))
 
     def _append(self, message: Message) -> None:
@@ -174,6 +177,12 @@ class Loop:
             tool_choice=tool_choice,
             on_delta=lambda kind, text: self.bus.emit("delta", step=step, kind=kind, text=text),
         )
+        self._record_reply(step, reply)
+        calls = reply.tool_calls[:MAX_CALLS_PER_REPLY]
+        self._append(Message("assistant", reply.content, tool_calls=calls, thinking=reply.thinking))
+        return reply
+
+    def _record_reply(self, step: int, reply: Reply) -> None:
         self.totals.add_usage(reply.usage)
         self.bus.emit(
             "reply",
@@ -188,12 +197,9 @@ class Loop:
             finish_reason=reply.finish_reason,
             usage=reply.usage.to_dict(),
         )
-        calls = reply.tool_calls[:MAX_CALLS_PER_REPLY]
-        self._append(Message("assistant", reply.content, tool_calls=calls, thinking=reply.thinking))
-        return reply
 
     def _fit_context(self) -> None:
-        protected = min(PLAN_MESSAGES, len(self.messages))
+        protected = min(self.protected_messages, len(self.messages))
         compaction = self.budget.fit(self.messages, protected)
         if compaction is not None:
             self.totals.compactions += 1
@@ -246,7 +252,7 @@ class Loop:
         else:
             result = self.tools.run(call, self.context)
         seen.add(call.key())
-        self._count_result(call, result)
+        self.totals.count_result(call.name, result)
         self.bus.emit(
             "tool_result",
             step=step,
@@ -260,15 +266,6 @@ class Loop:
         )
         self._append(Message("tool", result.output, name=call.name, tool_call_id=call.id))
         return result
-
-    def _count_result(self, call: ToolCall, result: ToolResult) -> None:
-        if not result.ok:
-            self.totals.failed_calls += 1
-            if call.name == "edit_file":
-                self.totals.edit_failures += 1
-        for path in result.changed:
-            if path not in self.totals.files_written:
-                self.totals.files_written.append(path)
 
     def _observe_problems(self, reply: Reply, calls: Sequence[ToolCall]) -> None:
         """Tell the model what went wrong when calls could not be run, or when it made none."""

@@ -26,7 +26,7 @@ DEFAULT_QUANT = "Q4_K_M"
 
 @dataclass(frozen=True)
 class CatalogModel:
-    """A Gemma 4 size that `models pull` knows, with sizes for `models recommend`.
+    """A Gemma 4 size in the `models pull` catalog, with the sizes `models recommend` needs.
 
     `quant_sizes` are GGUF file sizes in bytes. `kv_bytes_per_token_sliding`/`_global` are the f16 KV cache
     bytes one token takes over all sliding-window layers and over all global layers.
@@ -48,11 +48,11 @@ class CatalogModel:
         return f"*{quant}*.gguf"
 
 
-# NOTE: the repository ids follow ggml-org's naming of its Gemma GGUF uploads; the Q4_K_M size of
-# gemma-4-26b-a4b (16.80 GB) was read from that repository's file list. The other sizes and every KV
-# figure are estimates from the models' published layer counts, checked against a measured ~7 GiB
-# full-size KV cache at 32k context for 26B-A4B. `models pull` reads the real file name and size from
-# the repository, so only `models recommend` relies on these numbers.
+# NOTE: the repository ids follow ggml-org's naming of its Gemma GGUF uploads. Only the Q4_K_M size of
+# gemma-4-26b-a4b (16.80 GB) comes from that repository's file list. The other sizes and every KV figure
+# are estimates from the models' layer counts, and they agree with a measured ~7 GiB full-size KV cache
+# at 32k context for 26B-A4B. `models pull` reads the real file name, size and sha256 from the
+# repository, so only `models recommend` relies on these numbers.
 CATALOG: dict[str, CatalogModel] = {
     model.name: model
     for model in (
@@ -117,7 +117,7 @@ def catalog_model(name: str) -> CatalogModel:
 
 @dataclass
 class ModelFile:
-    """A GGUF file found on disk, with what its metadata says. `error` is set when the file is unreadable."""
+    """A GGUF file found on disk, with fields from its metadata. `error` is set when the file is unreadable."""
 
     path: Path
     size_bytes: int
@@ -213,7 +213,7 @@ def resolve_model(requested: str, model_dirs: list[str]) -> Path:
     """Turn `--model` (a path, a catalog name or a file name) into an existing GGUF path.
 
     With nothing requested the default Gemma 4 model is used when it is in the cache; otherwise the
-    UsageError says how to get it.
+    UsageError contains the command that downloads it.
     """
     if not requested:
         return _default_model(model_dirs)

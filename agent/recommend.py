@@ -36,7 +36,7 @@ CANDIDATES = (
 
 @dataclass
 class Plan:
-    """One way to run a model here: where the weights go, the flags that say so, and the arithmetic."""
+    """A way to run a model here: the placement of the weights, the matching flags, and the arithmetic."""
 
     model: str
     quant: str

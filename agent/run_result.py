@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from agent.chat.messages import Message
 from agent.engines.base import Usage
 from agent.errors import AgentError
+from agent.tool import ToolResult
 
 
 @dataclass
@@ -21,6 +22,15 @@ class RunTotals:
     compactions: int = 0
     usage: Usage = field(default_factory=Usage)
     files_written: list[str] = field(default_factory=list)
+
+    def count_result(self, tool_name: str, result: ToolResult) -> None:
+        if not result.ok:
+            self.failed_calls += 1
+            if tool_name == "edit_file":
+                self.edit_failures += 1
+        for path in result.changed:
+            if path not in self.files_written:
+                self.files_written.append(path)
 
     def add_usage(self, usage: Usage) -> None:
         for name in ("prompt_tokens", "prompt_tokens_cached", "completion_tokens", "constrained_tokens"):

@@ -104,11 +104,10 @@ def test_missing_page_fails_page_check(tmp_path, browser_available):
 @pytest.mark.browser
 def test_replay_rebuilds_game_through_agent(tmp_path, browser_available):
     from agent.config import Settings
-    from agent.evals.runner import run_eval, session_runner
-    from agent.session import run_task
+    from agent.evals.runner import evaluate
 
     settings = Settings(engine="scripted", script=str(EXAMPLE / "replay.jsonl"))
-    report = run_eval([TASK], session_runner(run_task, settings), workdir=tmp_path / "runs")
+    report = evaluate(EXAMPLE, settings, workdir=tmp_path / "runs")
     attempt = report.tasks[0].attempts[0]
     assert report.exit_code == 0, report.tasks[0].first_failure
     assert attempt.metrics.status == "finished"

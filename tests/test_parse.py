@@ -191,7 +191,7 @@ def test_ambiguous_unquoted_values_are_refused():
     assert "another argument" in reply.problems[0].message
 
 
-def test_complete_call_without_end_marker_runs_unless_cut_off():
+def test_missing_end_marker_unless_truncated():
     text = f"<|tool_call>call:read_file{{path:{STRING}a.py{STRING}}}"
     assert only_call(parse_reply(text, TOOLS)).arguments == {"path": "a.py"}
     assert parse_reply(text, TOOLS, truncated=True).calls == []
@@ -273,3 +273,67 @@ def test_cut_off_replies_run_only_whole_calls():
             reply = parse_reply(text[:end], TOOLS, truncated=True)
             for call in reply.calls:
                 assert call.key() in whole, f"{case['name']} cut at {end} ran {call.key()}"
+
+
+# Streaming display
+
+
+def _stream(chunks: list[str]) -> dict[str, str]:
+    from agent.chat.stream import ReplyStream
+
+    shown: dict[str, str] = {"text": "", "thinking": "", "call": ""}
+    stream = ReplyStream(lambda kind, text: shown.__setitem__(kind, shown[kind] + text))
+    for chunk in chunks:
+        stream.push(chunk)
+    stream.close()
+    assert stream.text == "".join(chunks)
+    return shown
+
+
+def test_stream_sorts_kinds_at_every_split():
+    call = f"<|tool_call>call:read_file{{path:{STRING}a.py{STRING}}}<tool_call|>"
+    reply = "<|channel>thought\nplan it<channel|>Reading." + call + "Done.<turn|>"
+    whole = _stream([reply])
+    assert whole == {"text": "Reading.Done.", "thinking": "plan it", "call": call}
+    for cut in range(1, len(reply)):
+        assert _stream([reply[:cut], reply[cut:]]) == whole, cut
+    assert _stream(list(reply)) == whole
+
+
+def test_stream_json_call_in_chunks():
+    chunks = ['Sure. <tool_call>{"name": "run_command", "arguments": {"command": "mkdir -p o', "ut/{a", ',b"}}</tool', "_call> ok"]
+    shown = _stream(chunks)
+    assert shown["text"] == "Sure.  ok"
+    assert shown["call"].startswith("<tool_call>{")
+    assert parse_reply("".join(chunks), TOOLS).calls[0].arguments == {"command": "mkdir -p out/{a,b"}
+
+
+def test_stream_shows_text_without_waiting():
+    from agent.chat.stream import ReplyStream
+
+    shown: list[tuple[str, str]] = []
+    stream = ReplyStream(lambda kind, text: shown.append((kind, text)))
+    stream.push("Hello wor")
+    assert shown == [("text", "Hello wor")]
+    stream.push("ld <|tool")
+    assert shown[-1] == ("text", "ld ")
+
+
+def test_mutated_replies_never_crash():
+    import random
+
+    generator = random.Random(3)
+    texts = [case["text"] for case in _corpus()]
+    pieces = [STRING, '"', "'", "{", "}", ",", ":", "\n", "<|tool_call>", "<tool_call|>", "<tool_call>", "</tool_call>",
+              "<|channel>", "<channel|>", "\\", "path", "content", "```", "call:"]
+    for _ in range(3000):
+        text = generator.choice(texts)
+        for _ in range(generator.randint(1, 4)):
+            at = generator.randint(0, len(text))
+            if generator.random() < 0.5:
+                text = text[:at] + generator.choice(pieces) + text[at:]
+            else:
+                text = text[:at] + text[at + generator.randint(1, 5):]
+        for truncated in (False, True):
+            reply = parse_reply(text, TOOLS, truncated=truncated)
+            assert all(isinstance(call.arguments, dict) for call in reply.calls)

@@ -11,7 +11,15 @@ import pytest
 import agent.sandbox as sandbox_module
 from agent.config import Settings
 from agent.errors import UsageError
-from agent.sandbox import BwrapSandbox, CommandLimits, Sandbox, create_sandbox, describe_backend, mask_secrets
+from agent.sandbox import (
+    BwrapSandbox,
+    CommandLimits,
+    Sandbox,
+    create_sandbox,
+    describe_backend,
+    mask_secrets,
+    startup_notice,
+)
 from agent.sandbox.bwrap import probe
 from agent.sandbox.environment import command_environment
 from agent.sandbox.limits import detect_limit, explain
@@ -200,7 +208,7 @@ def test_every_limit_has_an_explanation():
 
 @pytest.fixture
 def plain(tmp_path):
-    box = Sandbox(tmp_path / "ws", limits=CommandLimits(timeout=5, output_limit=300))
+    box = Sandbox(tmp_path / "ws", limits=CommandLimits(timeout=5, output_limit=300, background_wait=0.5))
     yield box
     box.close()
 
@@ -299,6 +307,12 @@ def test_describe_backend_reports_unavailable(monkeypatch):
     assert describe_backend(Settings(sandbox="none"))[0] == "none"
 
 
+def test_startup_notice_warns_about_weaker_isolation():
+    assert startup_notice(Settings(sandbox="none")).startswith("Warning: sandbox = none")
+    assert "Network access is on" in startup_notice(Settings(allow_network=True))
+    assert startup_notice(Settings()) == ""
+
+
 @pytest.mark.sandbox
 @needs_bwrap
 def test_describe_backend_names_bwrap():
@@ -325,7 +339,7 @@ def test_factory_auto_selects_bwrap(tmp_path):
 def context(tmp_path):
     workspace = Workspace(tmp_path / "ws")
     workspace.create()
-    settings = Settings(sandbox="none", command_timeout=5, command_max_timeout=10)
+    settings = Settings(sandbox="none", command_timeout=5, command_max_timeout=10, background_wait=0.5)
     box = create_sandbox(settings, workspace.root)
     yield ToolContext(workspace, box, settings)
     box.close()

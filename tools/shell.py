@@ -43,7 +43,8 @@ class RunCommand(Tool):
             raise ToolError(f"The timeout must be a positive number of seconds, not {timeout}.")
         if arguments.get("background"):
             result = context.sandbox.start(command)
-            return ToolResult(background_text(result), _display(command, _background_status(result)), data=_data(result))
+            display = _display(command, _background_status(result))
+            return ToolResult(background_text(result), display, data=_data(result))
         result = context.sandbox.run(command, timeout=timeout)
         return ToolResult(foreground_text(result), _display(command, _status(result)), data=_data(result))
 
@@ -52,7 +53,8 @@ def foreground_text(result: CommandResult) -> str:
     """Return the text the model reads for a finished or stopped command."""
     output = result.output.rstrip("\n") or "(no output)"
     if result.limit and result.exit_code is None:
-        return f"Stopped by the {LIMIT_NAMES[result.limit]}. {result.explanation}\nOutput before it was stopped:\n{output}"
+        limit = LIMIT_NAMES[result.limit]
+        return f"Stopped by the {limit}. {result.explanation}\nOutput before it was stopped:\n{output}"
     text = f"Exit code: {result.exit_code}\n{output}"
     if result.limit:
         text += f"\nNote: the command hit the {LIMIT_NAMES[result.limit]}. {result.explanation}"

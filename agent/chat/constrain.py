@@ -1,6 +1,6 @@
 """Incremental, schema-aware checkers of one tool call's text, for constrained decoding.
 
-The engine samples a token as usual and asks `accepts(token_text)`; only when the answer is no does
+The engine samples a token as usual and calls `accepts(token_text)`. Only when that returns False does
 it try the next candidate. That replaces a grammar over the whole vocabulary at every step.
 
 The checker is a character-level pushdown automaton over the call syntax, driven by the tool
@@ -19,8 +19,10 @@ from typing import Any, NamedTuple
 from agent.chat import gemma4, json_calls
 from agent.chat.messages import ToolSpec
 
-# Longest number text accepted; keeps the per-state data small.
+# Maximum length of a number's text, which keeps the data of each state small.
 MAX_NUMBER_CHARS = 32
+# Object keys are identifiers that may also contain dots and dashes, as the Gemma 4 reader accepts them.
+_KEY_START = re.compile(r"[A-Za-z_]")
 _KEY_CHARS = re.compile(r"[A-Za-z0-9_.-]")
 _WHITESPACE = " \t\r\n"
 _NUMBER_PREFIX = re.compile(r"-?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d*)?)?")
@@ -190,7 +192,7 @@ class _CallMachine:
     # Containers
 
     def _on_after(self, data, frame, char):
-        """A value just ended inside `frame`: expect a separator, the closer, or what follows the call."""
+        """Take the character after a value that ended inside `frame`: a separator, the closer, or what follows the call."""
         if frame.kind == "then":
             return self._step(frame.then, char)
         if self.json and char in _WHITESPACE:
@@ -236,7 +238,7 @@ class _CallMachine:
         return self._extend_key(prefix, frame, char)
 
     def _extend_key(self, prefix: str, frame: _Frame, char: str) -> tuple | None:
-        if not _KEY_CHARS.fullmatch(char):
+        if not (_KEY_CHARS if prefix else _KEY_START).fullmatch(char):
             return None
         extended = prefix + char
         declared = frame.schema.get("properties")

@@ -1,4 +1,4 @@
-"""The built-in Gemma 4 chat format: turns, native tool declarations, calls and responses.
+"""The built-in Gemma 4 chat format: turns, native tool declarations, calls and responses, and a reader of its values.
 
 Gemma 4 writes values in its own syntax: strings between `<|"|>` tokens with no escaping, bare object
 keys in sorted order, upper-case schema types. A whole tool-calling exchange stays in one model turn:
@@ -8,6 +8,7 @@ calls, then their responses, then more calls or the final text.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,11 +125,12 @@ def _render_turns(parts: list[str], messages: Sequence[Message], thinking: bool)
     each step of a tool-calling exchange only appends to the previous prompt and the KV cache holds.
     """
     open_turn = False
+    last_user_turn = max((i for i, m in enumerate(messages) if m.role not in ("assistant", "tool")), default=-1)
     for index, message in enumerate(messages):
         if message.role == "assistant":
             if not open_turn:
                 parts.append(f"{TURN_START}model\n")
-                if not thinking and _is_last_model_turn(messages, index):
+                if not thinking and index > last_user_turn:
                     parts.append(EMPTY_THOUGHT)
             parts.append(message.content.strip())
             parts.extend(gemma4_call(call) for call in message.tool_calls)
@@ -146,6 +148,88 @@ def _render_turns(parts: list[str], messages: Sequence[Message], thinking: bool)
     return open_turn
 
 
-def _is_last_model_turn(messages: Sequence[Message], index: int) -> bool:
-    """Tell whether no user or system turn follows the model turn that starts at `index`."""
-    return all(message.role in ("assistant", "tool") for message in messages[index:])
+def read_gemma4_value(text: str) -> Any:
+    """Read one whole Gemma 4 value; raise ValueError when `text` is not exactly one value."""
+    reader = Gemma4Reader(text, 0)
+    value = reader.value()
+    if text[reader.position:].strip():
+        raise ValueError(f"unexpected text after the value: {text[reader.position:reader.position + 20]!r}")
+    return value
+
+
+class EndOfText(ValueError):
+    """The text ended inside a value."""
+
+
+_KEY = re.compile(r"[A-Za-z_][\w.-]*")
+_LITERAL = re.compile(r"true|false|null|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+class Gemma4Reader:
+    """A strict reader for Gemma 4 values: `<|"|>` strings, bare keys, numbers, booleans, lists, objects."""
+
+    def __init__(self, text: str, position: int):
+        self.text = text
+        self.position = position
+
+    def skip_space(self) -> None:
+        while self.position < len(self.text) and self.text[self.position] in " \t\r\n":
+            self.position += 1
+        if self.position >= len(self.text):
+            raise EndOfText("the text ends inside the call")
+
+    def value(self) -> Any:
+        self.skip_space()
+        text, position = self.text, self.position
+        if text.startswith(STRING, position):
+            end = text.find(STRING, position + len(STRING))
+            if end < 0:
+                raise EndOfText('a string is not closed with <|"|>')
+            self.position = end + len(STRING)
+            return text[position + len(STRING):end]
+        if text.startswith("{", position):
+            return self._object()
+        if text.startswith("[", position):
+            return self._list()
+        match = _LITERAL.match(text, position)
+        if not match:
+            raise ValueError(f"unexpected value at {text[position:position + 20]!r}")
+        self.position = match.end()
+        return json.loads(match.group(0))
+
+    def _object(self) -> dict:
+        self.position += 1
+        result: dict = {}
+        while True:
+            self.skip_space()
+            if self.text.startswith("}", self.position):
+                self.position += 1
+                return result
+            match = _KEY.match(self.text, self.position)
+            if not match:
+                raise ValueError(f"expected a key at {self.text[self.position:self.position + 20]!r}")
+            self.position = match.end()
+            self.skip_space()
+            if not self.text.startswith(":", self.position):
+                raise ValueError(f"expected ':' after the key {match.group(0)}")
+            self.position += 1
+            result[match.group(0)] = self.value()
+            self._separator("}")
+
+    def _list(self) -> list:
+        self.position += 1
+        result: list = []
+        while True:
+            self.skip_space()
+            if self.text.startswith("]", self.position):
+                self.position += 1
+                return result
+            result.append(self.value())
+            self._separator("]")
+
+    def _separator(self, closer: str) -> None:
+        self.skip_space()
+        if self.text.startswith(",", self.position):
+            self.position += 1
+        elif not self.text.startswith(closer, self.position):
+            raise ValueError(f"expected ',' or '{closer}'")

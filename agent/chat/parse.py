@@ -2,7 +2,7 @@
 
 Strict parsing first, then only repairs whose result is unique given the tool's schema. A call that
 cannot be read, names an unknown tool, or was cut off at the token limit is never run: it becomes a
-`CallProblem` whose message says what was wrong and shows the shape of one correct call.
+`CallProblem` whose message names the problem and shows the shape of one correct call.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from agent.chat import json_calls
 from agent.chat.gemma4 import CALL_END as GEMMA4_CALL_END
 from agent.chat.gemma4 import CALL_START as GEMMA4_CALL_START
 from agent.chat.gemma4 import STRING as GEMMA4_STRING
+from agent.chat.gemma4 import THOUGHT_END, EndOfText, Gemma4Reader
 from agent.chat.messages import ToolCall, ToolSpec
 from agent.chat.repair import RepairError, repair_arguments
-from agent.chat.thoughts import clean_content, split_thoughts
+from agent.chat.thoughts import CHANNEL_START, clean_content, leaked_thought_end, thought_end, thought_text
 
 JSON_CALL_START = json_calls.CALL_START
 JSON_CALL_END = json_calls.CALL_END
@@ -41,7 +42,7 @@ class CallProblem:
 
 @dataclass
 class ParsedReply:
-    """What a reply holds once markup is taken apart.
+    """What a reply contains once markup is taken apart.
 
     `repaired` counts calls accepted only after a repair; `duplicates` holds the indexes in `calls` of
     calls that repeat an earlier call of the same reply exactly.
@@ -72,16 +73,14 @@ def parse_reply(
 ) -> ParsedReply:
     """Parse a raw reply into visible content, thoughts, calls and problems.
 
-    `structured` holds calls an HTTP server already returned as objects; `truncated` says the reply
-    stopped at the token limit, so an unclosed call at its end is refused instead of run.
+    `structured` contains calls an HTTP server already returned as objects. `truncated` marks a reply
+    that stopped at the token limit, so an unclosed call at its end is rejected instead of run.
     """
     parser = _ReplyParser({tool.name: tool for tool in tools}, truncated)
-    thinking, body = split_thoughts(text, truncated)
-    parser.result.thinking = thinking
     for call in structured:
         parser.take_structured(call)
-    body = parser.take_gemma4_calls(body)
-    body = parser.take_json_calls(body)
+    body = parser.take_marked(text)
+    body = parser.take_bare_json(body)
     parser.result.content = clean_content(body)
     parser.mark_duplicates()
     return parser.result
@@ -103,15 +102,31 @@ class _ReplyParser:
         self._accept(call.name, arguments, raw, "json", call.id, repaired=repaired)
         self.structured_keys.update(c.key() for c in self.result.calls)
 
-    def take_gemma4_calls(self, body: str) -> str:
-        """Run every `<|tool_call>` in `body` through the Gemma 4 reader; return the text around them."""
-        kept: list[str] = []
-        position = 0
-        while (start := body.find(GEMMA4_CALL_START, position)) >= 0:
-            kept.append(body[position:start])
-            position = self._take_one_gemma4_call(body, start + len(GEMMA4_CALL_START))
-        kept.append(body[position:])
-        return "".join(kept)
+    def take_marked(self, text: str) -> str:
+        """Take thoughts and marked calls in the order they occur; return the text outside them.
+
+        Reading them in one pass keeps markers inside a call's strings (a file that contains
+        `<channel|>` or another call syntax) from being taken for markup.
+        """
+        thoughts: list[str] = []
+        position = leaked_thought_end(text)
+        if position:
+            thoughts.append(thought_text(text[: position - len(THOUGHT_END)]))
+        outside: list[str] = []
+        while (found := _next_marker(text, position)) is not None:
+            start, marker = found
+            outside.append(text[position:start])
+            inner = start + len(marker)
+            if marker == CHANNEL_START:
+                end, position = thought_end(text, inner, self.truncated)
+                thoughts.append(thought_text(text[inner:end]))
+            elif marker == GEMMA4_CALL_START:
+                position = self._take_one_gemma4_call(text, inner)
+            else:
+                position = self._take_one_tagged_json(text, inner)
+        outside.append(text[position:])
+        self.result.thinking = "\n".join(thought for thought in thoughts if thought)
+        return "".join(outside)
 
     def _take_one_gemma4_call(self, body: str, inner_start: int) -> int:
         """Parse the call whose text begins at `inner_start`; return where the text after it begins."""
@@ -164,46 +179,36 @@ class _ReplyParser:
             return
         self._accept(tool.name, arguments, raw, "gemma4", repaired=True)
 
-    def take_json_calls(self, body: str) -> str:
-        """Run JSON calls (in `<tool_call>` tags, in fences, or bare) through the JSON reader."""
-        body = self._take_tagged_json(body)
-        return self._take_bare_json(body)
+    def _take_one_tagged_json(self, body: str, inner_start: int) -> int:
+        """Parse the JSON call whose text begins at `inner_start`; return where the text after it begins."""
+        whole = _read_tagged_json(body, inner_start)
+        if whole is not None:
+            data, after = whole
+            self._take_json_data(data, body[inner_start:after], repaired=False)
+            return after
+        close = body.find(JSON_CALL_END, inner_start)
+        raw = (body[inner_start:] if close < 0 else body[inner_start:close]).strip()
+        after = len(body) if close < 0 else close + len(JSON_CALL_END)
+        if close < 0 and self.truncated:
+            self._cut_off(raw, re.search(r'"name"\s*:\s*"([^"]+)"', raw))
+            return after
+        self._take_json_text(_unfence(raw), repaired=close < 0)
+        return after
 
-    def _take_tagged_json(self, body: str) -> str:
-        kept: list[str] = []
-        position = 0
-        while (start := body.find(JSON_CALL_START, position)) >= 0:
-            kept.append(body[position:start])
-            inner_start = start + len(JSON_CALL_START)
-            whole = _read_tagged_json(body, inner_start)
-            if whole is not None:
-                data, position = whole
-                self._take_json_data(data, body[inner_start:position], repaired=False)
-                continue
-            close = body.find(JSON_CALL_END, inner_start)
-            raw = (body[inner_start:] if close < 0 else body[inner_start:close]).strip()
-            position = len(body) if close < 0 else close + len(JSON_CALL_END)
-            if close < 0 and self.truncated:
-                self._cut_off(raw, re.search(r'"name"\s*:\s*"([^"]+)"', raw))
-                continue
-            self._take_json_text(_unfence(raw), repaired=close < 0)
-        kept.append(body[position:])
-        return "".join(kept)
-
-    def _take_bare_json(self, body: str) -> str:
+    def take_bare_json(self, body: str) -> str:
         """Find call objects in plain text or ```json fences: `{"name": ..., "arguments": {...}}`."""
-        kept: list[str] = []
+        outside_calls: list[str] = []
         position = 0
         while match := _JSON_CALL_HEAD.search(body, position):
             end = self._take_bare_object(body, match.start())
             if end is None:
-                kept.append(body[position:match.end()])
+                outside_calls.append(body[position:match.end()])
                 position = match.end()
                 continue
-            kept.append(body[position:match.start()])
+            outside_calls.append(body[position:match.start()])
             position = end
-        kept.append(body[position:])
-        return _FENCE.sub(lambda m: "" if not m.group(1).strip() else m.group(0), "".join(kept))
+        outside_calls.append(body[position:])
+        return _FENCE.sub(lambda m: "" if not m.group(1).strip() else m.group(0), "".join(outside_calls))
 
     def _take_bare_object(self, body: str, start: int) -> int | None:
         """Take the call object at `start`; return where it ends, or None when it is no call attempt."""
@@ -323,6 +328,15 @@ class _ReplyParser:
             seen.add(call.key())
 
 
+_MARKERS = (CHANNEL_START, GEMMA4_CALL_START, JSON_CALL_START)
+
+
+def _next_marker(text: str, position: int) -> tuple[int, str] | None:
+    """Return the first thought or call marker at or after `position`, with its offset."""
+    found = [(start, marker) for marker in _MARKERS if (start := text.find(marker, position)) >= 0]
+    return min(found, default=None)
+
+
 def _gemma4_closing(body: str, end: int) -> str:
     """Tell how the call text that strict reading ended at `end` is closed: closed, unclosed or broken."""
     close = body.find(GEMMA4_CALL_END, end)
@@ -416,10 +430,13 @@ def _json_arguments(text: str, tool: ToolSpec | None) -> tuple[Any, bool]:
 def _python_literal(raw: str) -> Any:
     """Read a call written as a Python dict (single quotes, True/False); only literals are evaluated."""
     import ast
+    import warnings
 
     try:
-        return ast.literal_eval(raw)
-    except (ValueError, SyntaxError, RecursionError, MemoryError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Python warns about escapes like "\d" in the model's text
+            return ast.literal_eval(raw)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
         return None
 
 
@@ -439,23 +456,14 @@ def parse_gemma4_call(raw: str) -> tuple[str, dict]:
     return name, arguments
 
 
-def read_gemma4_value(text: str) -> Any:
-    """Read one whole Gemma 4 value; raise ValueError when `text` is not exactly one value."""
-    reader = _Gemma4Reader(text, 0)
-    value = reader.value()
-    if text[reader.position:].strip():
-        raise ValueError(f"unexpected text after the value: {text[reader.position:reader.position + 20]!r}")
-    return value
-
-
 def _runs_off_the_end(text: str, start: int) -> bool:
-    """Tell whether strict reading of the call at `start` fails only because the text ends first."""
+    """Tell whether strict reading of the call at `start` fails because the text ends inside the call."""
     head = _CALL_HEAD.match(text, start)
     if head is None:
         return False
     try:
-        _Gemma4Reader(text, head.end() - 1).value()
-    except _EndOfText:
+        Gemma4Reader(text, head.end() - 1).value()
+    except EndOfText:
         return True
     except ValueError:
         return False
@@ -467,87 +475,9 @@ def _read_gemma4_strict(text: str, start: int) -> tuple[str, dict, int] | None:
     head = _CALL_HEAD.match(text, start)
     if head is None:
         return None
-    reader = _Gemma4Reader(text, head.end() - 1)
+    reader = Gemma4Reader(text, head.end() - 1)
     try:
         arguments = reader.value()
     except ValueError:
         return None
     return head.group(1), arguments, reader.position
-
-
-class _EndOfText(ValueError):
-    """The text ended inside a value."""
-
-
-_KEY = re.compile(r"[A-Za-z_][\w]*")
-_LITERAL = re.compile(r"true|false|null|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
-
-
-class _Gemma4Reader:
-    """A strict reader for Gemma 4 values: `<|"|>` strings, bare keys, numbers, booleans, lists, objects."""
-
-    def __init__(self, text: str, position: int):
-        self.text = text
-        self.position = position
-
-    def skip_space(self) -> None:
-        while self.position < len(self.text) and self.text[self.position] in " \t\r\n":
-            self.position += 1
-        if self.position >= len(self.text):
-            raise _EndOfText("the text ends inside the call")
-
-    def value(self) -> Any:
-        self.skip_space()
-        text, position = self.text, self.position
-        if text.startswith(GEMMA4_STRING, position):
-            end = text.find(GEMMA4_STRING, position + len(GEMMA4_STRING))
-            if end < 0:
-                raise _EndOfText('a string is not closed with <|"|>')
-            self.position = end + len(GEMMA4_STRING)
-            return text[position + len(GEMMA4_STRING):end]
-        if text.startswith("{", position):
-            return self._object()
-        if text.startswith("[", position):
-            return self._list()
-        match = _LITERAL.match(text, position)
-        if not match:
-            raise ValueError(f"unexpected value at {text[position:position + 20]!r}")
-        self.position = match.end()
-        return json.loads(match.group(0))
-
-    def _object(self) -> dict:
-        self.position += 1
-        result: dict = {}
-        while True:
-            self.skip_space()
-            if self.text.startswith("}", self.position):
-                self.position += 1
-                return result
-            match = _KEY.match(self.text, self.position)
-            if not match:
-                raise ValueError(f"expected a key at {self.text[self.position:self.position + 20]!r}")
-            self.position = match.end()
-            self.skip_space()
-            if not self.text.startswith(":", self.position):
-                raise ValueError(f"expected ':' after the key {match.group(0)}")
-            self.position += 1
-            result[match.group(0)] = self.value()
-            self._separator("}")
-
-    def _list(self) -> list:
-        self.position += 1
-        result: list = []
-        while True:
-            self.skip_space()
-            if self.text.startswith("]", self.position):
-                self.position += 1
-                return result
-            result.append(self.value())
-            self._separator("]")
-
-    def _separator(self, closer: str) -> None:
-        self.skip_space()
-        if self.text.startswith(",", self.position):
-            self.position += 1
-        elif not self.text.startswith(closer, self.position):
-            raise ValueError(f"expected ',' or '{closer}'")

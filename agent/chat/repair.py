@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.chat.gemma4 import STRING
+from agent.chat.gemma4 import STRING, read_gemma4_value
 
 # More boundary candidates than this means the text is full of `,key:` lookalikes: too costly to
 # enumerate and too likely to be ambiguous, so the call is not repaired.
@@ -23,7 +23,7 @@ _QUOTES = (STRING, '"', "'")
 
 
 class RepairError(ValueError):
-    """The arguments could not be repaired; the message says why, in words for the model."""
+    """The arguments could not be repaired; the message explains why in words the model can act on."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,8 @@ def _value_reader(syntax: str) -> Callable[[str, dict], Any]:
 
 def _gemma4_string(text: str) -> Any:
     """Read a Gemma 4 string value written with ordinary, mixed, one-sided or no quotes."""
+    if text.strip().startswith(_QUOTES):
+        text = text.strip()  # spaces around a quoted value are layout, as in `path: "a.py"`
     opener = next((q for q in _QUOTES if text.startswith(q)), "")
     closer = next((q for q in _QUOTES if text.endswith(q) and len(text) >= len(opener) + len(q)), "")
     if opener == '"' and closer == '"':
@@ -194,8 +196,6 @@ def _scalar(text: str, kind: str) -> Any:
 
 
 def _structured(text: str, syntax: str, kind: str | None) -> Any:
-    from agent.chat.parse import read_gemma4_value
-
     text = text.strip()
     try:
         value = json.loads(text) if syntax == "json" else read_gemma4_value(text)

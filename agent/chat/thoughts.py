@@ -1,8 +1,8 @@
-"""Separate the thought channel and stray control markup from a reply's visible text.
+"""Find the thought channel and stray control markup in a reply, to keep them out of its visible text.
 
 Gemma 4 thinks in `<|channel>thought\n...<channel|>` blocks. A thought can also leak: its opening
 marker lost (a server dropped it, or the prompt opened the channel) so only `<channel|>` remains, or
-its closing marker missing. Thoughts are kept for the trajectory but never parsed for calls or shown.
+its closing marker missing. Thoughts are outside_thoughts for the trajectory but never parsed for calls or shown.
 """
 
 from __future__ import annotations
@@ -29,34 +29,22 @@ _STRAY_MARKERS = re.compile(
 )
 
 
-def split_thoughts(text: str, truncated: bool = False) -> tuple[str, str]:
-    """Return (thought text, the reply without its thought blocks).
-
-    In a reply cut at the token limit an unclosed thought runs to the end, since any call in it may
-    be a draft the model had not finished thinking about.
-    """
-    thoughts: list[str] = []
-    first_end, first_start = text.find(CHANNEL_END), text.find(CHANNEL_START)
-    if first_end >= 0 and (first_start < 0 or first_end < first_start):
-        thoughts.append(_thought_text(text[:first_end]))
-        text = text[first_end + len(CHANNEL_END):]
-
-    kept: list[str] = []
-    position = 0
-    while (start := text.find(CHANNEL_START, position)) >= 0:
-        kept.append(text[position:start])
-        inner = start + len(CHANNEL_START)
-        end, position = _thought_end(text, inner, truncated)
-        thoughts.append(_thought_text(text[inner:end]))
-    kept.append(text[position:])
-    return "\n".join(t for t in thoughts if t), "".join(kept)
+def leaked_thought_end(text: str) -> int:
+    """Return where a leaked thought ends: just after a `<channel|>` that comes before any opening
+    marker or call, or 0 when the reply does not start with a leaked thought."""
+    close = text.find(CHANNEL_END)
+    if close < 0:
+        return 0
+    openers = [found for marker in (CHANNEL_START, *_CALL_STARTS) if (found := text.find(marker, 0, close)) >= 0]
+    return 0 if openers else close + len(CHANNEL_END)
 
 
-def _thought_end(text: str, inner: int, truncated: bool) -> tuple[int, int]:
+def thought_end(text: str, inner: int, truncated: bool) -> tuple[int, int]:
     """Return where the thought that starts at `inner` ends and where the text after it begins.
 
     In a whole reply an unclosed thought ends where a call begins: the model forgot `<channel|>`
-    and went on to act.
+    and went on to act. In a reply cut at the token limit it runs to the end, since a call in it may
+    be a draft the model had not finished thinking about.
     """
     close = text.find(CHANNEL_END, inner)
     if close >= 0:
@@ -68,7 +56,8 @@ def _thought_end(text: str, inner: int, truncated: bool) -> tuple[int, int]:
     return end, end
 
 
-def _thought_text(raw: str) -> str:
+def thought_text(raw: str) -> str:
+    """Return the text of one thought without its channel name."""
     return _CHANNEL_NAME.sub("", raw.strip(), count=1).strip()
 
 

@@ -1,9 +1,11 @@
 """The `page` check: open a workspace page in headless Chromium and run the task's page script.
 
-The workspace is served by an HTTP server on 127.0.0.1 (a free port, for this check only). The
-page's Math.random is replaced by a seeded generator before any page script runs, so a given page
-deals the same cards on every run. Any console error or uncaught exception fails the check, and it
-is reported before the script's own failure because it is usually the cause.
+The check runs in a child process, so that a page stuck in an endless loop is killed with its
+browser when the check's timeout runs out. The workspace is served by an HTTP server on 127.0.0.1
+(a free port, for this check only). The page's Math.random is replaced by a seeded generator before
+any page script runs, so a given page deals the same cards on every run. Any console error or
+uncaught exception fails the check, and it is reported before the script's own failure because it
+is usually the cause.
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ import contextlib
 import functools
 import http.server
 import importlib.util
+import json
 import logging
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import agent
 from agent.errors import UsageError
+from agent.evals.process import run_process
 from agent.evals.tasks import PageCheck
 
 logger = logging.getLogger(__name__)
@@ -38,6 +44,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ACTION_TIMEOUT_MS = 5_000
+LOAD_TIMEOUT_MS = 30_000
 
 # mulberry32: a small seeded generator, installed before the page's own scripts run.
 SEEDED_RANDOM_SCRIPT = """
@@ -58,21 +65,69 @@ def run_page_check(check: PageCheck, workspace: Path) -> str | None:
     """Return None when the page loaded cleanly and the script's check(page) passed, else the first problem."""
     if not (workspace / check.page).is_file():
         return f"{check.page} was not found in the workspace."
-    script = _load_script(check.script)
+    find_chromium()
+    argv = [sys.executable, "-m", "agent.evals.page", str(workspace), check.page, str(check.script), str(check.seed)]
+    result = run_process(argv, workspace, check.timeout, env=_child_environment())
+    if result.timed_out:
+        return f"the page check did not finish within {check.timeout:g} seconds; the page may be stuck in a loop."
+
+    outcome = _read_outcome(result.output)
+    if outcome is None:
+        raise RuntimeError(f"the page check process failed without a result: {result.output[-2000:]}")
+    if outcome.get("usage_error"):
+        raise UsageError(outcome["usage_error"])
+    return outcome.get("failure")
+
+
+def check_page(workspace: Path, page_path: str, script_path: Path, seed: int) -> str | None:
+    """Open the page in Chromium and run the script's check(page); this is the child process's work."""
+    script = _load_script(script_path)
     sync_playwright, playwright_error = _import_playwright()
 
     browser_errors: list[str] = []
     with _serve(workspace) as base_url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = _open_page(browser, f"{base_url}/{check.page}", check, browser_errors)
+            page = _open_page(browser, f"{base_url}/{page_path}", seed, browser_errors)
             failure = _run_script(script, page, playwright_error)
         except playwright_error as error:
-            failure = f"the browser could not open {check.page}: {_first_line(str(error))}"
+            failure = f"the browser could not open {page_path}: {_first_line(str(error))}"
         finally:
             browser.close()
 
+    if browser_errors:
+        return browser_errors[0]
     return failure
+
+
+def main(argv: list[str]) -> None:
+    """Child process entry: print one JSON line with the failure (null when the check passed)."""
+    workspace, page_path, script_path, seed = argv
+    try:
+        outcome = {"failure": check_page(Path(workspace), page_path, Path(script_path), int(seed))}
+    except UsageError as error:
+        outcome = {"usage_error": str(error)}
+    print(json.dumps(outcome))
+
+
+def _child_environment() -> dict[str, str]:
+    # The child imports this package, so it gets the folder that contains it first on its import path.
+    root = str(Path(agent.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _read_outcome(output: str) -> dict[str, Any] | None:
+    lines = [line for line in output.splitlines() if line.strip()]
+    if not lines:
+        return None
+    try:
+        outcome = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        return None
+    return outcome if isinstance(outcome, dict) else None
 
 
 def find_chromium() -> str:
@@ -98,13 +153,13 @@ def _import_playwright() -> tuple[Any, type[Exception]]:
     return sync_playwright, Error
 
 
-def _open_page(browser: Any, url: str, check: PageCheck, browser_errors: list[str]) -> Any:
+def _open_page(browser: Any, url: str, seed: int, browser_errors: list[str]) -> Any:
     page = browser.new_page()
     page.set_default_timeout(ACTION_TIMEOUT_MS)
     page.on("console", lambda message: _note_console(message, browser_errors))
     page.on("pageerror", lambda error: browser_errors.append(f"JavaScript error on the page: {_first_line(str(error))}"))
-    page.add_init_script(SEEDED_RANDOM_SCRIPT % check.seed)
-    page.goto(url, wait_until="load", timeout=check.timeout * 1000)
+    page.add_init_script(SEEDED_RANDOM_SCRIPT % seed)
+    page.goto(url, wait_until="load", timeout=LOAD_TIMEOUT_MS)
     return page
 
 
@@ -165,3 +220,7 @@ def _serve(folder: Path) -> Iterator[str]:
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0] if lines else ""
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

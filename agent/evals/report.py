@@ -141,6 +141,7 @@ def write_json(report: EvalReport, path: Path | str) -> None:
 
 def render_report(report: EvalReport, console: Console) -> None:
     """Print one row per task and a total row, then the first failure of each failing task."""
+    from rich.markup import escape
     from rich.table import Table
 
     rates = [1] if report.repeat == 1 else [1, report.repeat]
@@ -154,18 +155,19 @@ def render_report(report: EvalReport, console: Console) -> None:
         result = "[green]pass[/]" if task.passed else "[red]FAIL[/]"
         if len(task.attempts) > 1:
             result += f" {task.successes}/{len(task.attempts)}"
-        table.add_row(task.name, result, *(_rate(task.pass_at(k)) for k in rates), *_metric_cells(task.totals))
+        table.add_row(escape(task.name), result, *(_rate(task.pass_at(k)) for k in rates), *_metric_cells(task.totals))
 
     passed = sum(task.passed for task in report.tasks)
     table.add_section()
     table.add_row("total", f"{passed}/{len(report.tasks)} tasks", *("" for _ in rates), *_metric_cells(report.totals))
     console.print(table)
 
+    # Failure messages quote code such as ['AS', 'KD'], which rich would otherwise read as markup.
     for task in report.tasks:
         if not task.passed:
-            console.print(f"[red]{task.name}[/]: {task.first_failure}", markup=True, highlight=False)
+            console.print(f"[red]{escape(task.name)}[/]: {escape(task.first_failure)}", highlight=False)
     for note in report.notes:
-        console.print(f"[yellow]note[/]: {note}")
+        console.print(f"[yellow]note[/]: {escape(note)}")
 
 
 def _metric_cells(metrics: RunMetrics) -> list[str]:

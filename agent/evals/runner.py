@@ -1,13 +1,9 @@
 """Run eval tasks through an agent, each run in a fresh workspace, then check and report them.
 
-The agent is any callable `run_one(task, workspace) -> summary` (see `RunOne`); `session_runner`
-builds one from `agent.session.run_task`. The CLI's `gemma-agent eval PATH` is, in short:
-
-    tasks = load_tasks(PATH)
-    report = run_eval(tasks, session_runner(run_task, settings, handlers), repeat=..., jobs=...,
-                      concurrent_requests=engine.concurrent)   # False when each run builds its own engine
-    render_report(report, console)   # or write_json(report, path) for --json
-    raise SystemExit(report.exit_code)
+`gemma-agent eval PATH` is `evaluate(PATH, settings, ...)`, then `render_report(report, console)` or
+`write_json(report, path)`, then exit with `report.exit_code`. Underneath, `run_eval` takes any
+callable `run_one(task, workspace) -> summary` (see `RunOne`), so tests can pass a fake agent, and
+`session_runner` builds one from `agent.session.run_task`.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ from agent.errors import AgentError, EngineError, UsageError
 from agent.evals.checks import run_checks
 from agent.evals.metrics import RunMetrics, process_peak_memory_bytes
 from agent.evals.report import AttemptResult, EvalReport, TaskResult
-from agent.evals.tasks import Task
+from agent.evals.tasks import Task, load_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +32,36 @@ RunOne = Callable[[Task, Path], Any]
 OnAttempt = Callable[[AttemptResult], None]
 
 WORKDIR_PREFIX = "gemma-agent-eval-"
+
+
+def evaluate(
+    path: Path | str,
+    settings: Any,
+    *,
+    repeat: int = 1,
+    jobs: int = 1,
+    handlers: Sequence[Callable[[Any], None]] = (),
+    workdir: Path | str | None = None,
+    on_attempt: OnAttempt | None = None,
+) -> EvalReport:
+    """Load the tasks at `path` and run them with the engine the settings name.
+
+    A scripted engine is built afresh for each run so that every run replays the script from its first
+    reply. Any other engine is built once and shared, and runs overlap only if it serves concurrent requests.
+    """
+    from agent.session import create_engine, run_task
+
+    tasks = load_tasks(path)
+    engine = None if settings.engine == "scripted" else create_engine(settings)
+    try:
+        runner = session_runner(run_task, settings, handlers, engine=engine)
+        concurrent = bool(getattr(engine, "concurrent", False))
+        return run_eval(
+            tasks, runner, repeat=repeat, jobs=jobs, concurrent_requests=concurrent, workdir=workdir, on_attempt=on_attempt
+        )
+    finally:
+        if engine is not None:
+            engine.close()
 
 
 def run_eval(

@@ -31,6 +31,7 @@ __all__ = [
     "create_sandbox",
     "describe_backend",
     "mask_secrets",
+    "startup_notice",
 ]
 
 
@@ -62,6 +63,15 @@ def describe_backend(settings: Settings) -> tuple[str, str]:
         return "unavailable", reason
     network = "network on (allow_network)" if settings.allow_network else "no network"
     return "bwrap", f"{reason}: workspace read-write, system read-only, private /tmp, {network}"
+
+
+def startup_notice(settings: Settings) -> str:
+    """Return the line to show at the start of every run when commands are less isolated than usual, or ""."""
+    if _checked_backend(settings) == "none":
+        return "Warning: sandbox = none, so commands run without isolation and can change any file you can."
+    if settings.allow_network:
+        return "Network access is on for commands (allow_network)."
+    return ""
 
 
 def _checked_backend(settings: Settings) -> str:

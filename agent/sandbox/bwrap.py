@@ -1,8 +1,9 @@
-"""The bubblewrap backend: each command in its own mount, PID and network namespaces.
+"""The bubblewrap backend: each command in its own mount and PID namespaces.
 
 The workspace is mounted read-write, the rest of the system read-only, /tmp and /run are private, and
-credential files are hidden. The command runs in a new session (so it cannot inject input into the
-agent's terminal) and dies with the agent (--die-with-parent).
+credential files are hidden. Without allow_network, all commands of one sandbox share one private
+network namespace that has only a loopback interface. The command runs in a new session (so it cannot
+inject input into the agent's terminal) and dies with the agent (--die-with-parent).
 
 Bounding a process flood: no cgroup is available to an unprivileged agent, so the bound is
 RLIMIT_NPROC, which the kernel enforces at fork(). It needs a uid the limit can count:
@@ -66,6 +67,7 @@ CREDENTIAL_PATHS = (
 
 # System folders scanned, two levels deep, for entries only their owner may read. They are hidden when
 # the agent runs as root, because commands then keep CAP_DAC_OVERRIDE and could read them.
+# NOTE: deeper owner-only files, and such files elsewhere (such as /opt), stay readable in that case.
 PRIVATE_SCAN_ROOTS = ("/etc", "/var")
 
 
@@ -88,6 +90,8 @@ class BwrapSandbox(Sandbox):
             "bwrap",
             *self._namespace_options(),
             *self._mount_options(),
+            # NOTE: the kernel sends the parent-death signal when the parent *thread* exits, so a
+            # background process started from a short-lived thread dies with that thread.
             "--die-with-parent",
             "--new-session",
             "--chdir",
@@ -153,9 +157,11 @@ class BwrapSandbox(Sandbox):
         return self._network_pid
 
     def _namespace_options(self) -> list[str]:
-        options = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        # Only the PID and IPC namespaces: UTS and cgroup namespaces protect little here and cost ~3 ms per command.
+        options = ["--unshare-pid", "--unshare-ipc"]
         if self.as_root:
-            # bwrap run by root keeps every capability unless told otherwise; setpriv needs these three
+            # NOTE: files the commands create in the workspace then belong to SANDBOX_UID, not root.
+            # bwrap run by root keeps every capability unless --cap-drop removes them. setpriv needs these
             # to switch to SANDBOX_UID, and then keeps only CAP_DAC_OVERRIDE.
             options += ["--cap-drop", "ALL"]
             for capability in ("CAP_DAC_OVERRIDE", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
@@ -167,7 +173,10 @@ class BwrapSandbox(Sandbox):
     def _mount_options(self) -> list[str]:
         options = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         for path in map(str, self._hidden_paths()):
-            options += ["--tmpfs", path, "--remount-ro", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+            if os.path.isdir(path):
+                options += ["--tmpfs", path, "--remount-ro", path]
+            else:
+                options += ["--ro-bind", "/dev/null", path]
         # A private /run hides the sockets of system services (docker, dbus), which work across
         # network namespaces because they are files.
         options += ["--size", str(PRIVATE_RUN_BYTES), "--tmpfs", "/run"]
@@ -190,7 +199,7 @@ class BwrapSandbox(Sandbox):
 
     def _hidden_paths(self) -> list[Path]:
         if self._hidden is None:
-            homes = [Path("/root"), *map(Path, glob.glob("/home/*"))]
+            homes = {Path.home(), Path("/root"), *map(Path, glob.glob("/home/*"))}
             hidden = [home / name for home in homes for name in CREDENTIAL_PATHS]
             if self.as_root:
                 hidden += [path for top in PRIVATE_SCAN_ROOTS for path in _owner_only_entries(Path(top))]
@@ -206,7 +215,7 @@ def _child_pids(pid: int) -> list[int]:
 
 
 def _child_pid(process: subprocess.Popen) -> int:
-    """Return the pid of bwrap's sandboxed child, which holds the new namespaces."""
+    """Return the pid of bwrap's sandboxed child, the first process inside the new namespaces."""
     deadline = time.monotonic() + HOLDER_START_SECONDS
     while time.monotonic() < deadline:
         pids = _child_pids(process.pid)
@@ -272,7 +281,9 @@ def probe() -> tuple[bool, str]:
     except (OSError, subprocess.TimeoutExpired) as error:
         return False, f"bwrap could not run: {error}"
     if result.returncode != 0:
-        detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.returncode}"
+        detail = f"exit code {result.returncode}"
+        if result.stderr.strip():
+            detail = result.stderr.strip().splitlines()[-1]
         return False, f"bwrap cannot create namespaces here ({detail}); user namespaces may be disabled"
     missing = [tool for tool in ("prlimit", "setpriv", "nsenter") if shutil.which(tool) is None]
     if missing:
@@ -282,6 +293,7 @@ def probe() -> tuple[bool, str]:
 
 def _version(binary: str) -> str:
     try:
-        return subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS).stdout.strip()
+        result = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS)
+        return result.stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "bubblewrap"

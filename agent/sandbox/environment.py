@@ -1,4 +1,4 @@
-"""The environment a command sees: an allow-list of the user's variables plus fixed non-interactive settings."""
+"""The environment of a command: an allow-list of the user's variables plus fixed non-interactive settings."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-command resource limits: how they are applied, how a hit is recognised, and what the model is told."""
+"""Per-command resource limits: how they are applied, how a hit is recognised, and the explanation for the model."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ FILE_SIZE = "file_size"
 # A shell reports a child killed by signal N as exit status 128 + N.
 SIGNAL_EXIT_BASE = 128
 
-# What commands print when a limit stops them; checked only when the exit status is not conclusive.
+# Messages that shells and runtimes print when a limit stops a process.
 LIMIT_MESSAGES = [
     (FILE_SIZE, re.compile(r"File size limit exceeded|File too large", re.IGNORECASE)),
     (CPU, re.compile(r"CPU time limit exceeded", re.IGNORECASE)),
-    (PROCESSES, re.compile(r"fork: (?:retry: )?Resource temporarily unavailable|Cannot fork|BlockingIOError: \[Errno 11\]")),
-    (MEMORY, re.compile(r"MemoryError|Cannot allocate memory|std::bad_alloc|out of memory|heap out of memory", re.IGNORECASE)),
+    (PROCESSES, re.compile(r"fork: (?:retry: )?Resource temporarily unavailable|Cannot fork|BlockingIOError: \[Errno 11")),
+    (MEMORY, re.compile(r"MemoryError|Cannot allocate memory|std::bad_alloc|out of memory", re.IGNORECASE)),
 ]
 
 

@@ -27,7 +27,7 @@ def clean_output(raw: bytes) -> str:
 def cut_middle(text: str, limit: int, total_bytes: int, log_path: str, gap: bool = False) -> str:
     """Keep the head and tail of `text` within `limit` characters, with a marker saying what was cut.
 
-    `gap` says the text already lacks a middle part (the collector dropped it), so the marker is due anyway.
+    Set `gap` when the text already lacks a middle part (the collector dropped it), so the marker is due anyway.
     """
     if len(text) <= limit and not gap:
         return text

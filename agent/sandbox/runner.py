@@ -34,7 +34,7 @@ DRAIN_SECONDS = 2.0
 class CommandResult:
     """What a command did: exit code (None when it was stopped or still runs), its output and the limit it hit.
 
-    `output` is cleaned, masked and cut for the model; `log_path` (relative to the workspace) holds the whole
+    `output` is cleaned, masked and cut for the model; `log_path` (relative to the workspace) contains the whole
     output when it was cut; `background_id` is set for a process started in background mode.
     """
 
@@ -63,9 +63,9 @@ class BackgroundProcess:
 class Sandbox:
     """Runs shell commands in the workspace folder with limits, an allow-listed environment and masked output.
 
-    This backend isolates nothing beyond that: the command sees the whole file system and the network,
-    and a process that starts its own session escapes the kill. It is what `sandbox = "none"` selects;
-    BwrapSandbox adds the isolation.
+    This backend isolates nothing beyond that: the command can read and write the whole file system and
+    use the network, and a process that starts its own session escapes the kill. It is what
+    `sandbox = "none"` selects; BwrapSandbox adds the isolation.
     """
 
     name = "none"
@@ -225,11 +225,31 @@ def _collect(process: subprocess.Popen, collector: OutputCollector, deadline: fl
         if collector.over_log_limit:
             return limit_kinds.OUTPUT
     # The pipe closed; a command that closed its output early may still be running.
-    try:
-        process.wait(timeout=max(deadline - time.monotonic(), 0))
-    except subprocess.TimeoutExpired:
+    if not _wait_for_exit(process, max(deadline - time.monotonic(), 0)):
         return limit_kinds.TIMEOUT
     return ""
+
+
+def _wait_for_exit(process: subprocess.Popen, seconds: float) -> bool:
+    """Wait up to `seconds` for the process to exit; return whether it did.
+
+    A pidfd wakes up the moment the process exits, where Popen.wait(timeout) polls with growing sleeps
+    that added several milliseconds to every command.
+    """
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        try:
+            select.select([pidfd], [], [], seconds)
+        finally:
+            os.close(pidfd)
+    try:
+        process.wait(timeout=0 if pidfd is not None else seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def _drain(process: subprocess.Popen, collector: OutputCollector) -> None:

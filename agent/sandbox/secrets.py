@@ -12,7 +12,7 @@ MIN_SECRET_LENGTH = 6
 
 SECRET_NAME_PATTERN = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 
-# Well-known credential formats, masked even when no environment variable holds them.
+# Well-known credential formats, masked even when no environment variable contains them.
 SECRET_VALUE_PATTERNS = [
     re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),  # OpenAI and Anthropic style API keys
     re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}"),  # GitHub tokens
