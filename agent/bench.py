@@ -1,9 +1,9 @@
 """`gemma-agent bench`: measure the in-process engine against llama-cpp-python on one model, in one process.
 
-Every number is a ratio or a rate measured side by side in the same run, so the machine cancels out:
-engine vs direct decode speed, prompt tokens evaluated with prefix reuse vs from scratch over a
-scripted conversation, constrained vs free decode speed (and llama.cpp's own GBNF grammar for
-comparison), the CLI start-up time and the time to the first token.
+Every number is a ratio or a rate measured side by side in the same run, so the machine cancels out.
+It compares engine and direct decode speed, prompt tokens evaluated with prefix reuse and from
+scratch over a scripted conversation, and constrained and free decode speed (with llama.cpp's own
+GBNF grammar for comparison). It also times the CLI start-up and the first token.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ TOOL_OUTPUT = "Wrote story.txt (812 bytes). The tests ran: 3 passed, 0 failed in
 
 @dataclass
 class BenchResult:
-    """Every measurement of one bench run; absent ones stay None."""
+    """The measurements of one bench run, None where a measurement was not taken."""
 
     model: str
     settings: dict[str, Any]
@@ -195,7 +195,6 @@ def _conversation(engine, turns: int) -> dict[str, int]:
 
 def _measure_direct(settings: Settings, tokens: int, result: BenchResult) -> None:
     """Decode with llama-cpp-python's own `Llama.generate`, free and with a GBNF grammar."""
-    import llama_cpp
     from llama_cpp import Llama, LlamaGrammar
 
     from agent.engines.llamacpp import LlamaCppEngine
@@ -224,7 +223,6 @@ def _measure_direct(settings: Settings, tokens: int, result: BenchResult) -> Non
         result.grammar_decode_tps = _direct_decode(llm, prompt, tokens, settings, grammar)
     finally:
         llm.close()
-    del llama_cpp
 
 
 def _direct_decode(llm, prompt: list[int], tokens: int, settings: Settings, grammar) -> float | None:

@@ -18,11 +18,11 @@ logger = logging.getLogger(__name__)
 
 # After compacting, the prompt takes at most this share of the budget, so later turns have room to grow.
 COMPACTION_TARGET = 0.5
-# A reply may use at most this share of the context, whatever max_reply_tokens says.
+# A reply may use at most this share of the context, even when max_reply_tokens is larger.
 MAX_REPLY_SHARE = 0.5
-# Each pass shortens the messages of these roles, oldest first, keeping this many characters at each
-# end of a long text: first the head and tail of tool results, the model's call arguments and text,
-# and long notes; then, when that is still too much, only a note of what was left out.
+# Each pass shortens the long texts of messages with these roles, oldest first, keeping this many
+# characters at each end. The first passes keep the head and tail of tool results, call arguments and
+# notes. The last one, run only when those were not enough, keeps just a note of what was left out.
 COMPACTION_PASSES = (
     (("tool",), 400),
     (("assistant",), 400),
@@ -44,7 +44,7 @@ class ContextLimitError(AgentError):
 
 @dataclass
 class Compaction:
-    """What one compaction did, in tokens counted by the engine's tokenizer."""
+    """The effect of one compaction, in tokens counted by the engine's tokenizer."""
 
     tokens_before: int
     tokens_after: int

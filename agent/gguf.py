@@ -39,7 +39,7 @@ class GgufInfo:
     """What the engine and the prompt renderer need to know about a model file.
 
     `sliding_window` is 0 for a model without sliding-window attention. `bos_token`/`eos_token` are the
-    token texts (empty when the file declares none). `metadata` holds every scalar and string value.
+    token texts (empty when the file declares none). `metadata` contains every scalar and string value.
     """
 
     path: Path

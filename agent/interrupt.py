@@ -27,8 +27,8 @@ class InterruptFlag:
 def handle_interrupts(flag: InterruptFlag) -> Iterator[InterruptFlag]:
     """Route SIGINT to `flag` while the block runs, then restore the previous handler.
 
-    Signal handlers can only be installed from the main thread; elsewhere (an eval worker thread)
-    the block runs with the default behaviour, where Ctrl-C raises KeyboardInterrupt at once.
+    Signal handlers can only be installed from the main thread. In another thread (an eval worker)
+    the block runs with Python's default handler, so Ctrl-C raises KeyboardInterrupt at once.
     """
     if threading.current_thread() is not threading.main_thread():
         yield flag

@@ -38,7 +38,7 @@ Outcome = tuple[ToolCall, ToolResult]
 
 
 class StepCommitter:
-    """What the loop needs from a checkpointer: commit the files one step changed."""
+    """The part of a checkpointer the loop uses: commit the files one step changed."""
 
     def commit_step(self, step: int, changed: list[str], summary: str) -> dict: ...
 
@@ -206,7 +206,7 @@ class Loop:
             self.bus.emit("compaction", **compaction.to_dict())
 
     def _step(self) -> RunResult | None:
-        """One engine reply and its calls. Returns the result when the run ends in this step."""
+        """Take one engine reply and run its calls. Returns the result when the run ends in this step."""
         reply = self._reply(tool_choice=self.settings.tool_choice)
         return self._handle_calls(reply)
 
@@ -281,7 +281,7 @@ class Loop:
         if verdict == "warn":
             self.bus.emit("stuck_warning", action=step.action, repeats=self.stuck.repeats)
             self._tell(render_prompt("stuck_warning", action=step.action, times=self.stuck.repeats))
-        # On the last step the step limit is what ends the run, and reporting it tells the user which flag to raise.
+        # On the last allowed step the run ends at the step limit, and the summary names that limit.
         if verdict == "stuck" and self.totals.steps < self.settings.max_steps:
             return RunResult("stuck", f"Stopped: the model repeated {step.action} {REPEATS_BEFORE_STOP} times in a row.")
         return None

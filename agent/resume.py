@@ -14,7 +14,7 @@ NOT_RUN_RESULT = "Not run: the run stopped before this call."
 
 @dataclass
 class ResumeState:
-    """What a resumed run starts from: the earlier run's task, conversation and step count."""
+    """The starting point of a resumed run: the earlier run's task, conversation, step count and end status."""
 
     run_id: str
     task: str

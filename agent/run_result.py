@@ -1,4 +1,4 @@
-"""How a run ended and the counters summed over it."""
+"""The result of a run and the counters summed over it."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class RunTotals:
 
 @dataclass
 class RunResult:
-    """How a run ended.
+    """The end of a run.
 
     `status` is finished, checks_failed, max_steps, time_limit, context_limit, stuck, script_exhausted,
     error or interrupted.

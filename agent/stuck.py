@@ -18,7 +18,7 @@ MAX_ACTION_CHARS = 160
 
 @dataclass
 class StepOutcome:
-    """A step as stuck detection sees it: `signature` equal for repeats, `action` describes it to the model."""
+    """A step reduced to a `signature`, equal for repeats, and an `action` that describes it to the model."""
 
     signature: str
     action: str
@@ -27,7 +27,7 @@ class StepOutcome:
 def describe_step(outcomes: Sequence[tuple[ToolCall, ToolResult]], problems: Sequence[str]) -> StepOutcome:
     """Summarize a step's calls and results.
 
-    A call that worked counts as a repeat only with the same arguments and the same output; a failing
+    A call that worked counts as a repeat only with the same arguments and the same output. A failing
     call counts as a repeat whenever the same tool fails with the same error, whatever its arguments.
     """
     signatures, actions = [], []

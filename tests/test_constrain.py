@@ -222,7 +222,7 @@ def test_parser_reads_every_completed_call(constraint_class, start):
 
     generator = random.Random(7)
     completed = 0
-    for _ in range(1500):
+    for _ in range(1000):
         constraint, text = constraint_class(TOOLS), ""
         for _ in range(300):
             piece = generator.choice(PIECES)

@@ -72,7 +72,7 @@ def test_line_number_prefixes_are_stripped(context):
     assert target.read_text() == "x = 1\ny = 20\nz = 30\n"
 
 
-def test_prefix_lookalike_is_kept_when_not_all_lines_numbered():
+def test_partly_numbered_text_is_kept():
     text = "   1  first\nsecond"
 
     assert strip_line_numbers(text) == text

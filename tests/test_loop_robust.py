@@ -152,7 +152,8 @@ def test_shorten_text_keeps_head_tail_and_note():
     assert "left out here to save context" in short
     assert len(short) < len(text) // 3
     assert shorten_text(short, 400) == short
-    assert shortest.startswith("[...") and len(shortest) < 100
+    assert shortest.startswith("[...")
+    assert len(shortest) < 100
 
 
 def test_default_verifier_sends_failing_test_back(tmp_path):

@@ -155,6 +155,8 @@ def test_symlink_to_root_stays_confined(sandbox, area):
 def test_credentials_in_home_hidden(area, monkeypatch):
     # /tmp is private inside the sandbox, so the home must live elsewhere to be visible at all.
     home = Path(tempfile.mkdtemp(prefix="gemma-agent-test-home-", dir="/var/tmp"))
+    # Readable by others, as most homes are; an owner-only folder under /var is hidden whole when run as root.
+    home.chmod(0o755)
     try:
         (home / ".ssh").mkdir()
         (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY DATA\n")

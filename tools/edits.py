@@ -1,8 +1,8 @@
 """Apply a search-and-replace edit where a careful person would, or explain why it does not apply.
 
-Matching goes from strict to loose and stops at the first method that finds anything: the exact
-text; the text with other line endings (a CRLF file keeps CRLF); whole lines compared without
-their indentation, the replacement re-indented to the file's style. When the search text carries
+Matching goes from strict to loose and stops at the first method that finds anything. First the
+exact text, then the text with other line endings (a CRLF file keeps CRLF), then whole lines
+compared without their indentation, with the replacement re-indented to the file's style. When the search text carries
 the line-number prefixes that read_file adds, the chain runs again without them. Zero or several
 matches change nothing; the error shows the closest lines with their whitespace made visible.
 """
@@ -20,7 +20,6 @@ from agent.tool import ToolError
 # read_file shows each line as `%4d  ` + text; models often copy that prefix into edits.
 LINE_NUMBER_PREFIX = re.compile(r"^(?: {3}\d| {2}\d{2}| \d{3}|\d{4,})  ")
 TAB_WIDTH = 4
-DEFAULT_INDENT = "    "
 MAX_SHOWN_LINES = 8
 # Finding the closest lines compares every window of the file; past this many lines only the first is searched for.
 MAX_SCANNED_LINES = 5000
