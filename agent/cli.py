@@ -228,11 +228,16 @@ def undo_command(
 # Commands kept in their own modules. They are imported here, after the shared options they reuse.
 from agent.commands_chat import chat  # noqa: E402
 from agent.commands_doctor import doctor  # noqa: E402
+from agent.commands_eval import eval_command  # noqa: E402
 from agent.commands_models import models_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
 app.command()(doctor)
 app.command()(chat)
+from agent.commands_bench import bench  # noqa: E402
+
+app.command()(bench)
+app.command("eval")(eval_command)
 
 
 def main() -> None:

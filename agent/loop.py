@@ -2,7 +2,8 @@
 
 The loop is handed an engine, a tool set and a tool context; it imports no concrete engine or tool.
 It never prints: everything it does is an event on the bus. Each message it adds to the history is
-recorded as a "message" event, so a stopped run can be rebuilt exactly (see agent.resume).
+recorded as a "message" event, so a stopped run can be rebuilt exactly (see agent.resume). Compaction
+is not recorded that way: a resumed run compacts its history again when it needs to.
 """
 
 from __future__ import annotations

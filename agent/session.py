@@ -127,7 +127,7 @@ def _run_with_engine(task, settings, workspace, handlers, engine, verify, state:
         with handle_interrupts(interrupt):
             result = loop.run(task, resume=state)
         summary = _summarize(result, run_id, trajectory_path, workspace)
-        _add_resume_hint(summary, bus)
+        _add_resume_hint(summary)
         if checkpointer:
             checkpointer.end_run(run_id, result.status)
         bus.emit("run_end", **summary.to_dict())
@@ -141,12 +141,10 @@ def _run_with_engine(task, settings, workspace, handlers, engine, verify, state:
 RESUMABLE_STATUSES = frozenset({"interrupted", "max_steps", "time_limit", "script_exhausted", "error"})
 
 
-def _add_resume_hint(summary: RunSummary, bus: EventBus) -> None:
-    if summary.status not in RESUMABLE_STATUSES:
-        return
-    hint = f"Resume with: gemma-agent build --resume {summary.run_id} --workspace {summary.workspace}"
-    summary.message = f"{summary.message} {hint}".strip()
-    bus.emit("notice", text=hint)
+def _add_resume_hint(summary: RunSummary) -> None:
+    if summary.status in RESUMABLE_STATUSES:
+        hint = f"Resume with: gemma-agent build --resume {summary.run_id} --workspace {summary.workspace}"
+        summary.message = f"{summary.message} {hint}".strip()
 
 
 def _start_checkpoints(settings, workspace, run_id, task, bus):

@@ -61,6 +61,15 @@ class ScreenRenderer:
         self._end_stream()
         self.console.print(f"[yellow]! {escape(self.mask(data['text']))}[/yellow]")
 
+    def _on_compaction(self, data: dict[str, Any]) -> None:
+        self._end_stream()
+        before, after = data["tokens_before"], data["tokens_after"]
+        self.console.print(f"[yellow]! context nearly full: old tool outputs shortened, {before} → {after} tokens[/yellow]")
+
+    def _on_stuck_warning(self, data: dict[str, Any]) -> None:
+        self._end_stream()
+        self.console.print(f"[yellow]! the model repeated the same step {data['repeats']} times: {escape(short(data['action'], 100))}[/yellow]")
+
     def _on_delta(self, data: dict[str, Any]) -> None:
         if data["kind"] == "call":
             return

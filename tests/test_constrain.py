@@ -216,21 +216,34 @@ PIECES = [
 ]
 
 
+ALPHABET = [*PIECES, *(chr(code) for code in range(32, 127))]
+
+
+def _random_call(constraint, generator) -> str:
+    """Walk the constraint with random accepted pieces; fail when a state accepts no piece at all."""
+    text = ""
+    for _ in range(300):
+        piece = next((p for p in (generator.choice(PIECES) for _ in range(8)) if constraint.accepts(p)), None)
+        if piece is None:
+            accepted = [p for p in ALPHABET if constraint.accepts(p)]
+            assert accepted, f"dead end after {text!r}"
+            piece = generator.choice(accepted)
+        constraint.feed(piece)
+        text += piece
+        if constraint.done:
+            break
+    return text
+
+
 @pytest.mark.parametrize("constraint_class, start", [(Gemma4CallConstraint, "<|tool_call>"), (JsonCallConstraint, "<tool_call>")])
 def test_parser_reads_every_completed_call(constraint_class, start):
     import random
 
     generator = random.Random(7)
     completed = 0
-    for _ in range(1000):
-        constraint, text = constraint_class(TOOLS), ""
-        for _ in range(300):
-            piece = generator.choice(PIECES)
-            if constraint.accepts(piece):
-                constraint.feed(piece)
-                text += piece
-            if constraint.done:
-                break
+    for _ in range(400):
+        constraint = constraint_class(TOOLS)
+        text = _random_call(constraint, generator)
         if not constraint.done:
             continue
         completed += 1
@@ -238,4 +251,11 @@ def test_parser_reads_every_completed_call(constraint_class, start):
         assert reply.problems == [], text
         assert len(reply.calls) == 1, text
         assert reply.repaired == 0, text
-    assert completed >= 5
+    assert completed >= 20
+
+
+def test_no_comma_when_no_key_is_left():
+    constraint = JsonCallConstraint(TOOLS)
+    constraint.feed('{"name": "read_file", "arguments": {"path": "a.py"')
+    assert not constraint.accepts(",")
+    assert constraint.accepts("}")

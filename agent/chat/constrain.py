@@ -25,10 +25,11 @@ MAX_NUMBER_CHARS = 32
 _KEY_START = re.compile(r"[A-Za-z_]")
 _KEY_CHARS = re.compile(r"[A-Za-z0-9_.-]")
 _WHITESPACE = " \t\r\n"
-_NUMBER_PREFIX = re.compile(r"-?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d*)?)?")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
-_INTEGER_PREFIX = re.compile(r"-?\d*")
-_INTEGER = re.compile(r"-?\d+")
+# Numbers as JSON writes them (no leading zeros, digits after the point), which both parsers read.
+_NUMBER_PREFIX = re.compile(r"-?(?:(?:0|[1-9]\d*)(?:\.\d*|(?:\.\d+)?[eE][-+]?\d*)?)?")
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_INTEGER_PREFIX = re.compile(r"-?(?:0|[1-9]\d*)?")
+_INTEGER = re.compile(r"-?(?:0|[1-9]\d*)")
 _JSON_ESCAPES = '"\\/bfnrtu'
 
 
@@ -137,7 +138,7 @@ class _CallMachine:
     def _on_value(self, schema, frame, char):
         if self.json and char in _WHITESPACE:
             return ("value", schema, frame)
-        kind = schema.get("type")
+        kind = _value_type(schema)
         if char == self.string_end[0] and kind in (None, "string"):
             if self.json:
                 return ("string", 0, frame)
@@ -147,7 +148,7 @@ class _CallMachine:
         if char in "tf" and kind in (None, "boolean"):
             word = "true" if char == "t" else "false"
             return ("expect", (word, 1, ("after", None, frame)), None)
-        if char == "n" and (kind is None or schema.get("nullable")):
+        if char == "n" and (kind is None or _nullable(schema)):
             return ("expect", ("null", 1, ("after", None, frame)), None)
         if char == "[" and kind in (None, "array"):
             return ("first_item", None, _Frame("array", schema.get("items", {}), frozenset(), frame))
@@ -183,7 +184,9 @@ class _CallMachine:
         text, integer = data
         prefix, whole = (_INTEGER_PREFIX, _INTEGER) if integer else (_NUMBER_PREFIX, _NUMBER)
         extended = text + char
-        if len(extended) <= MAX_NUMBER_CHARS and prefix.fullmatch(extended):
+        # At the length limit the number must be complete, or no character could end it.
+        fits = len(extended) < MAX_NUMBER_CHARS or (len(extended) == MAX_NUMBER_CHARS and whole.fullmatch(extended))
+        if fits and prefix.fullmatch(extended):
             return ("number", (extended, integer), frame)
         if not whole.fullmatch(text):
             return None
@@ -200,7 +203,7 @@ class _CallMachine:
         if char == ",":
             if frame.kind == "array":
                 return ("value", frame.schema, frame)
-            return ("key", None, frame)
+            return ("key", None, frame) if _keys_left(frame) else None
         return self._close(frame, char)
 
     def _close(self, frame: _Frame, char: str) -> tuple | None:
@@ -253,6 +256,29 @@ class _CallMachine:
         schema = (declared or {}).get(key, {})
         value = ("value", schema, frame._replace(seen=frame.seen | {key}))
         return self._literals([":"], value) if self.json else value
+
+
+_VALUE_TYPES = ("string", "integer", "number", "boolean", "array", "object")
+
+
+def _value_type(schema: dict) -> str | None:
+    """Return the one JSON type a value must have, or None when several or any are allowed."""
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if len(kinds) == 1 else None
+    return kind if kind in _VALUE_TYPES else None
+
+
+def _nullable(schema: dict) -> bool:
+    kind = schema.get("type")
+    return bool(schema.get("nullable")) or (isinstance(kind, list) and "null" in kind)
+
+
+def _keys_left(frame: _Frame) -> bool:
+    """Tell whether another key may follow in this object: a `,` with no key left would be a dead end."""
+    declared = frame.schema.get("properties")
+    return declared is None or any(key not in frame.seen for key in declared)
 
 
 class SchemaCallConstraint:

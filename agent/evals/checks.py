@@ -1,4 +1,8 @@
-"""Run a task's checks against a workspace and report each one, with the first failure's short message."""
+"""Run a task's checks against a workspace and report each one, with the first failure's short message.
+
+NOTE: checks run the agent's code as this user, outside the sandbox that confines the agent's own
+commands. Run evals of untrusted models inside a container.
+"""
 
 from __future__ import annotations
 

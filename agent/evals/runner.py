@@ -35,7 +35,7 @@ WORKDIR_PREFIX = "gemma-agent-eval-"
 
 
 def evaluate(
-    path: Path | str,
+    path: Path | str | Sequence[Path | str],
     settings: Any,
     *,
     repeat: int = 1,
@@ -44,14 +44,15 @@ def evaluate(
     workdir: Path | str | None = None,
     on_attempt: OnAttempt | None = None,
 ) -> EvalReport:
-    """Load the tasks at `path` and run them with the engine the settings name.
+    """Load the tasks at `path` (one path or several) and run them with the engine the settings name.
 
     A scripted engine is built afresh for each run so that every run replays the script from its first
     reply. Any other engine is built once and shared, and runs overlap only if it serves concurrent requests.
     """
     from agent.session import create_engine, run_task
 
-    tasks = load_tasks(path)
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    tasks = [task for one in paths for task in load_tasks(one)]
     engine = None if settings.engine == "scripted" else create_engine(settings)
     try:
         runner = session_runner(run_task, settings, handlers, engine=engine)
@@ -140,6 +141,8 @@ def session_runner(
 
     def run_one(task: Task, workspace: Path) -> Any:
         task_settings = dataclasses.replace(settings, max_steps=task.max_steps, max_seconds=task.max_seconds)
+        if task_settings.engine == "scripted" and not task_settings.script and task.replay:
+            task_settings.script = str(task.replay)
         verify = task_verifier(task, workspace) if verify_with_checks else None
         return run_task(task.prompt, task_settings, workspace, list(handlers), engine=engine, verify=verify)
 

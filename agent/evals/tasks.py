@@ -6,6 +6,7 @@ A task file looks like this; check paths are relative to the task file's folder:
     prompt = "Build ..."
     max_steps = 30          # optional, default DEFAULT_MAX_STEPS
     max_seconds = 1800      # optional, default DEFAULT_MAX_SECONDS
+    replay = "replay.jsonl" # optional: replies for --engine scripted when no --script is given
 
     [[checks]]
     kind = "pytest"         # run a self-contained pytest file against the workspace
@@ -95,6 +96,8 @@ class Task:
     folder: Path
     max_steps: int = DEFAULT_MAX_STEPS
     max_seconds: float = DEFAULT_MAX_SECONDS
+    # A scripted-engine file of replies that builds this task; `--engine scripted` uses it when no --script is given.
+    replay: Path | None = None
 
 
 def load_tasks(path: Path | str) -> list[Task]:
@@ -122,7 +125,7 @@ def load_task(path: Path | str) -> Task:
     except OSError as error:
         raise UsageError(f"{path}: cannot be read: {error.strerror}.") from None
 
-    _reject_unknown(path, "task", data, {"name", "prompt", "max_steps", "max_seconds", "checks"})
+    _reject_unknown(path, "task", data, {"name", "prompt", "max_steps", "max_seconds", "checks", "replay"})
     folder = path.parent.resolve()
     prompt = _require(path, data, "prompt", str).strip()
     if not prompt:
@@ -138,7 +141,17 @@ def load_task(path: Path | str) -> Task:
         folder=folder,
         max_steps=_optional(path, data, "max_steps", int, DEFAULT_MAX_STEPS),
         max_seconds=float(_optional(path, data, "max_seconds", (int, float), DEFAULT_MAX_SECONDS)),
+        replay=_replay_path(path, folder, data),
     )
+
+
+def _replay_path(path: Path, folder: Path, data: dict[str, Any]) -> Path | None:
+    if "replay" not in data:
+        return None
+    replay = folder / _require(path, data, "replay", str)
+    if not replay.is_file():
+        raise UsageError(f"{path}: 'replay' names {replay}, which does not exist.")
+    return replay
 
 
 def _parse_checks(path: Path, folder: Path, raw_checks: list[Any]) -> tuple[Check, ...]:

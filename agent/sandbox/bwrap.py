@@ -5,18 +5,21 @@ credential files are hidden. Without allow_network, all commands of one sandbox 
 network namespace that has only a loopback interface. The command runs in a new session (so it cannot
 inject input into the agent's terminal) and dies with the agent (--die-with-parent).
 
-Bounding a process flood: no cgroup is available to an unprivileged agent, so the bound is
-RLIMIT_NPROC, which the kernel enforces at fork(). It needs a uid the limit can count:
-- Run by an ordinary user, commands get a fresh user namespace. Since Linux 5.14 the kernel counts
-  RLIMIT_NPROC per user namespace, so only this command's processes count, not the user's others
-  (checked on 6.18: 30 processes of the same uid outside did not reduce a limit of 20 inside).
-- Run by root, RLIMIT_NPROC is never enforced for uid 0, even inside a user namespace. So commands
-  switch to SANDBOX_UID, keeping only CAP_DAC_OVERRIDE so they can write the root-owned workspace.
-  There the limit counts every process of SANDBOX_UID, background servers of the run included.
-A watchdog counting processes in the PID namespace would be racy: a fork loop creates hundreds of
-processes between two polls. The PID namespace still matters: when the command's shell exits or is
-killed, the kernel kills everything left in the namespace, including processes that trap SIGTERM,
-started a new session or were left running in the background.
+Bounding a process flood: no cgroup is available to an unprivileged agent, and a watchdog counting
+processes in the PID namespace would be racy (a fork loop creates hundreds of processes between two
+polls). So the bound is one the kernel enforces at fork():
+- Run by an ordinary user, commands get a fresh user namespace and RLIMIT_NPROC. Since Linux 5.14 the
+  kernel counts RLIMIT_NPROC per user namespace, so only this command's processes count, not the
+  user's others (checked on 6.18: 30 processes of the same uid outside did not reduce a limit of 20).
+- Run by root, RLIMIT_NPROC is never enforced for uid 0, even inside a user namespace. Since Linux
+  6.14 each PID namespace has its own kernel.pid_max, so the command first lowers it in its new
+  namespace (with CAP_SYS_ADMIN, dropped right after), which caps how many processes can exist there.
+  The kernel rejects values below PID_MAX_FLOOR, so the bound is at least that.
+- Run by root on an older kernel, commands switch to SANDBOX_UID, keeping only CAP_DAC_OVERRIDE so they
+  can write the root-owned workspace, and RLIMIT_NPROC counts every process of SANDBOX_UID.
+The PID namespace also ends every command cleanly: when its shell exits or is killed, the kernel kills
+everything left in the namespace, including processes that trap SIGTERM, started a new session or
+were left running in the background.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ from agent.sandbox.runner import AGENT_DIR, Sandbox
 
 # A uid no account uses, outside Debian's reserved ranges and below the usual subordinate-uid ranges.
 SANDBOX_UID = 70_000
+# The smallest kernel.pid_max Linux accepts in a PID namespace (RESERVED_PIDS + 1).
+PID_MAX_FLOOR = 301
+# pid_max is the highest PID plus one; PID 1 and the shell that lowers it take two more.
+PID_MAX_MARGIN = 3
 PRIVATE_TMP_BYTES = 512 * MB
 PRIVATE_RUN_BYTES = 16 * MB
 PROBE_TIMEOUT_SECONDS = 10
@@ -62,6 +69,10 @@ CREDENTIAL_PATHS = (
     ".config/gh",
     ".config/hub",
     ".config/gemma-agent",
+    ".claude/.credentials.json",
+    ".codex/auth.json",
+    ".cache/huggingface/token",
+    ".huggingface/token",
     ".local/share/keyrings",
 )
 
@@ -80,9 +91,17 @@ class BwrapSandbox(Sandbox):
         kwargs.setdefault("allow_network", False)
         super().__init__(root, *args, **kwargs)
         self.as_root = os.geteuid() == 0
+        self.pid_max_bound = self.as_root and supports_namespace_pid_max()
         self._hidden: list[Path] | None = None
         self._network_holder: subprocess.Popen | None = None
         self._network_pid = 0
+
+    @property
+    def process_bound(self) -> int:
+        """Return how many processes one command can run at once; the floor of pid_max may raise it."""
+        if self.pid_max_bound:
+            return max(self.limits.max_processes + PID_MAX_MARGIN, PID_MAX_FLOOR) - 1
+        return self.limits.max_processes
 
     def wrap(self, shell_argv: list[str]) -> list[str]:
         return [
@@ -159,15 +178,17 @@ class BwrapSandbox(Sandbox):
     def _namespace_options(self) -> list[str]:
         # Only the PID and IPC namespaces: UTS and cgroup namespaces protect little here and cost ~3 ms per command.
         options = ["--unshare-pid", "--unshare-ipc"]
-        if self.as_root:
-            # NOTE: files the commands create in the workspace then belong to SANDBOX_UID, not root.
-            # bwrap run by root keeps every capability unless --cap-drop removes them. setpriv needs these
-            # to switch to SANDBOX_UID, and then keeps only CAP_DAC_OVERRIDE.
-            options += ["--cap-drop", "ALL"]
-            for capability in ("CAP_DAC_OVERRIDE", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
-                options += ["--cap-add", capability]
+        if not self.as_root:
+            return options + ["--unshare-user"]
+        # bwrap run by root keeps every capability unless --cap-drop removes them. setpriv drops what is
+        # kept here, after it was used to lower pid_max or to switch to SANDBOX_UID.
+        if self.pid_max_bound:
+            kept = ("CAP_SYS_ADMIN", "CAP_SETPCAP")
         else:
-            options.append("--unshare-user")
+            kept = ("CAP_DAC_OVERRIDE", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+        options += ["--cap-drop", "ALL"]
+        for capability in kept:
+            options += ["--cap-add", capability]
         return options
 
     def _mount_options(self) -> list[str]:
@@ -188,8 +209,17 @@ class BwrapSandbox(Sandbox):
         return options + ["--ro-bind", agent_dir, agent_dir]
 
     def _identity(self) -> list[str]:
+        """Return the prefix that bounds the process count as root and leaves the command without capabilities."""
         if not self.as_root:
             return []
+        if self.pid_max_bound:
+            pid_max = max(self.limits.max_processes + PID_MAX_MARGIN, PID_MAX_FLOOR)
+            lower = f'echo {pid_max} > /proc/sys/kernel/pid_max && exec "$@"'
+            drop = "-all"
+            return ["/bin/sh", "-c", lower, "sh", "setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", "--"]
+        # NOTE: files the commands create in the workspace then belong to SANDBOX_UID, not root, and
+        # access(2) checks ignore CAP_DAC_OVERRIDE, so tools may treat root-only folders such as /root
+        # as unreadable (bash then skips PATH entries under /root).
         uid = str(SANDBOX_UID)
         keep = "-all,+dac_override"
         return [
@@ -289,6 +319,19 @@ def probe() -> tuple[bool, str]:
     if missing:
         return False, f"{' and '.join(missing)} (util-linux) not found; it applies the limits inside the sandbox"
     return True, _version(binary)
+
+
+@functools.lru_cache(maxsize=None)
+def supports_namespace_pid_max() -> bool:
+    """Check once whether root can lower kernel.pid_max inside a new PID namespace (Linux 6.14 and later)."""
+    argv = ["bwrap", "--ro-bind", "/", "/", "--proc", "/proc", "--unshare-pid", "--die-with-parent"]
+    write = f"echo {PID_MAX_FLOOR} > /proc/sys/kernel/pid_max && cat /proc/sys/kernel/pid_max"
+    try:
+        result = subprocess.run(argv + ["--", "/bin/sh", "-c", write], capture_output=True, text=True,
+                                timeout=PROBE_TIMEOUT_SECONDS)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and result.stdout.strip() == str(PID_MAX_FLOOR)
 
 
 def _version(binary: str) -> str:

@@ -34,8 +34,8 @@ DRAIN_SECONDS = 2.0
 class CommandResult:
     """What a command did: exit code (None when it was stopped or still runs), its output and the limit it hit.
 
-    `output` is cleaned, masked and cut for the model; `log_path` (relative to the workspace) contains the whole
-    output when it was cut; `background_id` is set for a process started in background mode.
+    `output` is cleaned, masked and cut for the model. When it was cut, `log_path` (relative to the workspace)
+    names the file with the whole output. `background_id` is set for a process started in background mode.
     """
 
     command: str
