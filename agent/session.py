@@ -105,7 +105,7 @@ def run_task(
 
 
 def _run_with_engine(task, settings, workspace, handlers, engine, verify, state: ResumeState | None) -> RunSummary:
-    from agent.sandbox import create_sandbox
+    from agent.sandbox import create_sandbox, startup_notice
     from agent.verify import default_verifier
     from tools import default_toolset
 
@@ -118,6 +118,8 @@ def _run_with_engine(task, settings, workspace, handlers, engine, verify, state:
     try:
         start_fields = _run_start_fields(task, settings, engine, workspace, run_id, trajectory_path, sandbox)
         bus.emit("run_start", **start_fields, resumed_from=state.run_id if state else None)
+        if notice := startup_notice(settings):
+            bus.emit("notice", text=notice)
         checkpointer = _start_checkpoints(settings, workspace, run_id, task, bus)
         context = ToolContext(workspace, sandbox, settings)
         committer = _StepCommitter(checkpointer, run_id) if checkpointer else None
@@ -226,8 +228,6 @@ def _exit_code(result: RunResult) -> int:
 
 
 def _secret_masker():
-    try:
-        from agent.sandbox import mask_secrets
-    except ImportError:
-        return None
+    from agent.sandbox import mask_secrets
+
     return mask_secrets

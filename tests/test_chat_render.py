@@ -255,3 +255,11 @@ def test_tokenize_prompt_with_tiny_gemma3_tokenizer():
     tokens = tokenize_prompt(prompt, tokenize, model.token_bos())
     assert tokens.count(model.token_bos()) == 1
     assert tokens[0] == model.token_bos()
+
+
+def test_gemma4_template_dropping_results_falls_back():
+    dropping = GEMMA4_TEMPLATE.replace("{{ message.content }}<|\"|>}<tool_response|>", "<|\"|>}<tool_response|>")
+    assert dropping != GEMMA4_TEMPLATE
+    fmt = TemplateFormat(dropping, bos_token="<bos>", eos_token="<eos>")
+    messages = conversation()[:5]
+    assert fmt.render(messages, TOOLS) == Gemma4Format().render(messages, TOOLS)

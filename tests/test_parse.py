@@ -337,3 +337,17 @@ def test_mutated_replies_never_crash():
         for truncated in (False, True):
             reply = parse_reply(text, TOOLS, truncated=truncated)
             assert all(isinstance(call.arguments, dict) for call in reply.calls)
+
+
+def test_cut_off_right_after_start_marker():
+    call = '<tool_call>{"name": "read_file", "arguments": {"path": "a.py"}}</tool_call>'
+    reply = parse_reply(call + "\n<tool_call>\n", TOOLS, truncated=True)
+    assert len(reply.calls) == 1
+    assert reply.problems == []
+
+
+def test_identical_structured_calls_both_kept():
+    write = ToolCall("write_file", {"path": "a.txt", "content": "x\n"})
+    reply = parse_reply("", TOOLS, structured=[write, write])
+    assert len(reply.calls) == 2
+    assert reply.duplicates == [1]

@@ -46,7 +46,9 @@ class RunCommand(Tool):
             display = _display(command, _background_status(result))
             return ToolResult(background_text(result), display, data=_data(result))
         result = context.sandbox.run(command, timeout=timeout)
-        return ToolResult(foreground_text(result), _display(command, _status(result)), data=_data(result))
+        # A failing command is shown as failed and counts for stuck detection; its output still goes back.
+        succeeded = result.exit_code == 0
+        return ToolResult(foreground_text(result), _display(command, _status(result)), ok=succeeded, data=_data(result))
 
 
 def foreground_text(result: CommandResult) -> str:

@@ -139,6 +139,7 @@ class _CallMachine:
         if self.json and char in _WHITESPACE:
             return ("value", schema, frame)
         kind = _value_type(schema)
+        # NOTE: `enum` is not enforced; a value outside it passes here and the tool rejects it.
         if char == self.string_end[0] and kind in (None, "string"):
             if self.json:
                 return ("string", 0, frame)

@@ -72,6 +72,8 @@ def gemma4_call(call: ToolCall) -> str:
 
 def gemma4_response(name: str, result: str) -> str:
     """Write one tool result; results are text, so they go under the `value` key."""
+    # NOTE: a result containing `<|"|>` or turn markers is written as is. A tokenizer that parses
+    # special tokens in the whole prompt turns that text into control tokens.
     return f"{RESPONSE_START}response:{name}{{value:{STRING}{result}{STRING}}}{RESPONSE_END}"
 
 
@@ -123,6 +125,7 @@ def _render_turns(parts: list[str], messages: Sequence[Message], thinking: bool)
     A model turn stays open while its calls wait for responses. The turn that is still open when the
     prompt ends keeps the empty thought channel its generation prompt began with (thinking off), so
     each step of a tool-calling exchange only appends to the previous prompt and the KV cache holds.
+    NOTE: whether the published template keeps that empty channel in the current turn is not known here.
     """
     open_turn = False
     last_user_turn = max((i for i, m in enumerate(messages) if m.role not in ("assistant", "tool")), default=-1)

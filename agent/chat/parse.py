@@ -44,7 +44,7 @@ class CallProblem:
 class ParsedReply:
     """What a reply contains once markup is taken apart.
 
-    `repaired` counts calls accepted only after a repair; `duplicates` holds the indexes in `calls` of
+    `repaired` counts calls accepted only after a repair. `duplicates` lists the indexes in `calls` of
     calls that repeat an earlier call of the same reply exactly.
     """
 
@@ -99,7 +99,7 @@ class _ReplyParser:
         if isinstance(arguments, str):
             arguments, repaired = _json_arguments(arguments, self.tools.get(call.name))
         raw = json.dumps(call.to_dict(), ensure_ascii=False)
-        self._accept(call.name, arguments, raw, "json", call.id, repaired=repaired)
+        self._accept(call.name, arguments, raw, "json", call.id, repaired=repaired, structured=True)
         self.structured_keys.update(c.key() for c in self.result.calls)
 
     def take_marked(self, text: str) -> str:
@@ -280,7 +280,9 @@ class _ReplyParser:
             return
         self._accept(tool.name, arguments, raw, "json", repaired=True)
 
-    def _accept(self, name: Any, arguments: Any, raw: str, syntax: str, call_id: str = "", repaired: bool = False) -> None:
+    def _accept(
+        self, name: Any, arguments: Any, raw: str, syntax: str, call_id: str = "", *, repaired: bool = False, structured: bool = False
+    ) -> None:
         tool = self._known_tool(name, raw)
         if tool is None:
             return
@@ -290,7 +292,7 @@ class _ReplyParser:
             self._problem(error, raw, syntax)
             return
         call = ToolCall(tool.name, arguments, id=call_id or f"call_{len(self.result.calls) + 1}")
-        if call.key() in self.structured_keys and not call_id:
+        if not structured and call.key() in self.structured_keys:
             return  # the server returned this call as an object and repeated it in the text
         self.result.calls.append(call)
         self.result.repaired += int(repaired)
@@ -312,6 +314,8 @@ class _ReplyParser:
         self.result.problems.append(CallProblem(message, raw))
 
     def _cut_off(self, raw: str, head: re.Match | None) -> None:
+        if not raw.strip():
+            return  # only the start marker arrived: no call was begun, so there is nothing to report
         name = f" of {head.group(1)}" if head else ""
         message = (
             f"Your reply reached the token limit inside the call{name}, so that call was not run. "

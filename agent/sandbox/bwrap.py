@@ -77,7 +77,7 @@ CREDENTIAL_PATHS = (
 )
 
 # System folders scanned, two levels deep, for entries only their owner may read. They are hidden when
-# the agent runs as root, because commands then keep CAP_DAC_OVERRIDE and could read them.
+# the agent runs as root, because commands then run as root (or keep CAP_DAC_OVERRIDE) and could read them.
 # NOTE: deeper owner-only files, and such files elsewhere (such as /opt), stay readable in that case.
 PRIVATE_SCAN_ROOTS = ("/etc", "/var")
 
@@ -176,7 +176,7 @@ class BwrapSandbox(Sandbox):
         return self._network_pid
 
     def _namespace_options(self) -> list[str]:
-        # Only the PID and IPC namespaces: UTS and cgroup namespaces protect little here and cost ~3 ms per command.
+        # UTS and cgroup namespaces are left out: they protect little here and cost ~3 ms per command.
         options = ["--unshare-pid", "--unshare-ipc"]
         if not self.as_root:
             return options + ["--unshare-user"]

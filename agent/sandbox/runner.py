@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -157,6 +158,8 @@ class Sandbox:
         """Return the private HOME of this sandbox's commands, created on first use and kept until close."""
         if self._home is None:
             self._home = Path(tempfile.mkdtemp(prefix="gemma-agent-home-"))
+            # Removes the folder at exit too when a caller never calls close().
+            weakref.finalize(self, shutil.rmtree, self._home, ignore_errors=True)
         return self._home
 
     def _popen(self, command: str, stdout) -> subprocess.Popen:
