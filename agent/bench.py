@@ -131,11 +131,16 @@ def _time_help() -> float:
 
 
 def _first_token_seconds(engine) -> float:
-    marks: list[float] = []
+    settings = engine.settings
+    saved = settings.max_reply_tokens
+    settings.max_reply_tokens = 1
     started = time.perf_counter()
-    engine.reply([Message("user", BENCH_PROMPT)], [], tool_choice="none", on_delta=lambda kind, text: marks.append(time.perf_counter()))
+    try:
+        engine.reply([Message("user", BENCH_PROMPT)], [], tool_choice="none")
+    finally:
+        settings.max_reply_tokens = saved
     engine.cache.reset()
-    return (marks[0] if marks else time.perf_counter()) - started
+    return engine.last_generation.first_token_at - started
 
 
 def _decode_rate(tokens: int, first: float, last: float) -> float | None:

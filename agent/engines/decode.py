@@ -153,9 +153,8 @@ class Decoder:
             return self._advance_call(piece)
         stop_at = self._find_stop(start)
         if stop_at >= 0:
-            self._flush()
+            # The held-back tail keeps a stop string from being streamed before it is complete.
             self.text = self.text[:stop_at]
-            self.emitted = min(self.emitted, stop_at)
             return "stop"
         if self.tool_choice != "none" and self._call_started(start):
             return ""
