@@ -90,8 +90,8 @@ def run_bench(
 ) -> BenchResult:
     """Run every measurement on `settings.model`.
 
-    `messages`/`tools` give the fixed prompt (system text and tool declarations) to size; `agent_step`
-    runs one agent step against a scripted engine and returns its seconds outside the engine.
+    `messages` and `tools` give the fixed prompt (system text and tool declarations) to size.
+    `agent_step` runs one agent step against a scripted engine and returns its seconds outside the engine.
     """
     from agent.engines.llamacpp import LlamaCppEngine
 

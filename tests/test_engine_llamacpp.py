@@ -320,8 +320,11 @@ def test_required_call_with_real_format(model_path):
     finally:
         engine.close()
 
+    # The base model keeps writing after its first call, sometimes more calls: each must parse.
     assert reply.parsed.problems == []
-    assert [call.name for call in reply.tool_calls] == ["echo"]
+    assert reply.tool_calls
+    assert {call.name for call in reply.tool_calls} == {"echo"}
+    assert reply.text.startswith("<tool_call>")
 
 
 @pytest.mark.model

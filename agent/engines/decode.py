@@ -1,9 +1,9 @@
 """The decode loop of the in-process engine: free text, and constrained decoding only inside tool calls.
 
-Outside a call every token is sampled freely. Once the text reaches the format's `call_start` (or the
-engine prefills it because a call is required), each sampled token is checked with the call
-constraint; a rejected token is replaced by the best-ranked token the constraint accepts. A whole-
-vocabulary grammar is never evaluated per token.
+Outside a call every token is sampled freely. Once the text reaches the format's `call_start`, or the
+engine prefills it because a call is required, each sampled token is checked with the call
+constraint. A rejected token is replaced by the best-ranked token the constraint accepts, so no
+whole-vocabulary grammar is evaluated per token.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Generation:
 
 
 class Decoder:
-    """Generates one reply from a model whose cache already holds the prompt (its last logits are ready)."""
+    """Generates one reply from a model whose cache already contains the prompt (its last logits are ready)."""
 
     def __init__(
         self,
@@ -76,6 +76,7 @@ class Decoder:
         self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.constraint: CallConstraint | None = None
         self.calls = 0
+        self.call_end_at = 0
         self.constrained_tokens = 0
         self.first_token_at = 0.0
         self.last_token_at = 0.0
@@ -151,6 +152,11 @@ class Decoder:
         self.text += piece
         if self.constraint is not None:
             return self._advance_call(piece)
+        if self._strayed_after_call():
+            # After a call only another call may follow; anything else (a stop token, prose, a base
+            # model rambling on) ends the reply, so the call runs without waiting for more text.
+            self.text = self.text[: self.call_end_at]
+            return "stop"
         stop_at = self._find_stop(start)
         if stop_at >= 0:
             # The held-back tail keeps a stop string from being streamed before it is complete.
@@ -174,7 +180,15 @@ class Decoder:
             return ""
         self.constraint = None
         self.calls += 1
+        self.call_end_at = len(self.text)
         return "stop" if self.calls >= MAX_CALLS_PER_REPLY else ""
+
+    def _strayed_after_call(self) -> bool:
+        if not self.calls:
+            return False
+        tail = self.text[self.call_end_at:].lstrip()
+        marker = self.format.call_start
+        return bool(tail) and not (marker.startswith(tail) or tail.startswith(marker))
 
     def _find_stop(self, start: int) -> int:
         if not self.stop_length:

@@ -58,11 +58,19 @@ def expert_tensor_pattern(layers: int) -> str:
 
 
 def default_threads() -> int:
-    """Return the number of CPUs this process may run on."""
+    """Return the number of physical cores this process may run on (decode gains nothing from SMT siblings)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = sorted(os.sched_getaffinity(0))
     except AttributeError:
         return max(1, os.cpu_count() or 1)
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text().strip(), (topology / "core_id").read_text().strip()))
+        except OSError:
+            cores.add(("cpu", str(cpu)))
+    return max(1, len(cores))
 
 
 def route_native_log() -> None:

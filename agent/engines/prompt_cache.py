@@ -51,7 +51,7 @@ def common_prefix(left: list[int] | tuple[int, ...], right: list[int] | tuple[in
 
 
 class PromptCache:
-    """Tracks which tokens the KV cache holds and prepares it for the next prompt."""
+    """Tracks which tokens the KV cache contains and prepares it for the next prompt."""
 
     def __init__(self, backend: CacheBackend, window: int):
         """`window` is the sliding window in tokens, 0 when every cached position stays (no SWA or swa_full)."""
