@@ -18,6 +18,7 @@ from agent.engines.base import Engine, Reply
 from agent.errors import AgentError, ScriptExhausted
 from agent.events import EventBus
 from agent.interrupt import InterruptFlag
+from agent.plan import PlanTracker, parse_plan
 from agent.prompts import render_prompt
 from agent.resume import NOT_RUN_RESULT, ResumeState
 from agent.run_result import RunResult, RunTotals
@@ -68,6 +69,7 @@ class Loop:
         self.settings = context.settings
         self.budget = ContextBudget(engine, tools.specs(), self.settings.max_reply_tokens)
         self.stuck = StuckDetector()
+        self.plan = PlanTracker([])
         self.messages: list[Message] = []
         self.totals = RunTotals()
         self.verify_rounds = 0
@@ -144,7 +146,8 @@ class Loop:
         self.protected_messages = len(self.messages)
         plan = self._reply(tool_choice="none")
         self.bus.emit("plan", text=plan.content)
-        self._append(Message("user", render_prompt("start_work")))
+        self.plan = PlanTracker(parse_plan(plan.content))
+        self._append(Message("user", self.plan.first_prompt()))
         self.protected_messages = len(self.messages)
 
     def _restore(self, state: ResumeState) -> None:
@@ -229,6 +232,8 @@ class Loop:
         finish = next((result for _, result in outcomes if result.finished), None)
         if finish is not None:
             return self._finish(finish)
+        if note := self.plan.advance(outcomes):
+            self._tell(note)
         return self._check_stuck(outcomes, [problem.message for problem in reply.parsed.problems])
 
     def _run_calls(self, step: int, calls: Sequence[ToolCall], changed: list[str]) -> list[Outcome]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ from agent.tool import ToolResult
 REPEATS_BEFORE_WARNING = 2
 # ...and the run stops when the repetition reaches this count despite the warning.
 REPEATS_BEFORE_STOP = 3
+# How many of the latest steps are compared with each new one.
+RECENT_STEPS = 6
 MAX_ACTION_CHARS = 160
 
 
@@ -55,18 +58,20 @@ def _cut(text: str) -> str:
 
 
 class StuckDetector:
-    """Counts how often the latest step repeated the one before it."""
+    """Counts how often the latest step's outcome occurred among the recent steps.
+
+    Counting within a window, rather than only back-to-back, also catches a model that alternates
+    between two useless steps (read a missing file, list an empty folder, read it again, ...).
+    """
 
     def __init__(self) -> None:
-        self.last_signature = ""
+        self.recent: deque[str] = deque(maxlen=RECENT_STEPS)
         self.repeats = 0
 
     def observe(self, outcome: StepOutcome) -> str:
         """Record a step and return "ok", "warn" (tell the model) or "stuck" (stop the run)."""
-        if outcome.signature == self.last_signature:
-            self.repeats += 1
-        else:
-            self.last_signature, self.repeats = outcome.signature, 1
+        self.recent.append(outcome.signature)
+        self.repeats = self.recent.count(outcome.signature)
         if self.repeats >= REPEATS_BEFORE_STOP:
             return "stuck"
         if self.repeats == REPEATS_BEFORE_WARNING:

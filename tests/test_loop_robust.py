@@ -64,19 +64,29 @@ def test_same_read_three_times_is_stuck(tmp_path):
     assert len(warnings) == 1
     assert 'path="config.toml"' in warnings[0]["action"]
     user_texts = [m["content"] for m in messages_sent(events) if m["role"] == "user"]
-    assert any("same thing 2 times in a row" in text for text in user_texts)
+    assert any("same thing 2 times with the same result" in text for text in user_texts)
 
 
 def test_warned_model_that_changes_course_finishes(tmp_path):
     (tmp_path / "ws").mkdir()
     (tmp_path / "ws" / "config.toml").write_text("name = 'demo'\n")
     read = call("read_file", path="config.toml")
-    replies = [PLAN, read, read, call("list_files"), read, call("finish", summary="done")]
+    replies = [PLAN, read, read, call("list_files"), call("finish", summary="done")]
 
     summary, events = run(tmp_path, replies)
 
     assert summary.status == "finished"
     assert len(of_kind(events, "stuck_warning")) == 1
+
+
+def test_alternating_useless_steps_are_stuck(tmp_path):
+    read_missing = call("read_file", path="game.py")
+    listing = call("list_files")
+
+    summary, events = run(tmp_path, [PLAN] + [read_missing, listing] * 3 + [call("finish", summary="never reached")])
+
+    assert summary.status == "stuck"
+    assert len(of_kind(events, "stuck_warning")) >= 1
 
 
 def test_same_error_with_other_arguments_is_stuck(tmp_path):

@@ -57,7 +57,7 @@ def test_read_shows_numbered_range(context):
 
 
 def test_read_missing_file_says_what_to_do(context):
-    with pytest.raises(ToolError, match="does not exist. Use list_files"):
+    with pytest.raises(ToolError, match="does not exist yet. To create it, call write_file"):
         ReadFile().run({"path": "nope.txt"}, context)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.tool import Tool, ToolContext, ToolError, ToolResult
 from tools.edits import apply_edit
+from tools.syntax import syntax_problem
 from tools.textfile import TextFile, decode
 
 MAX_READ_LINES = 400
@@ -43,7 +44,7 @@ def read_file(path: Path, shown: str) -> TextFile:
     if path.is_dir():
         raise ToolError(f"{shown} is a folder, not a file. Use list_files to see what it contains.")
     if not path.exists():
-        raise ToolError(f"{shown} does not exist. Use list_files to see which files exist.")
+        raise ToolError(f"{shown} does not exist yet. To create it, call write_file with its whole content.")
     return decode(path.read_bytes(), shown)
 
 
@@ -119,7 +120,19 @@ class WriteFile(Tool):
         lines = len(split_lines(content))
         verb = "Replaced" if existed else "Created"
         note = " The ``` fences around the content were removed." if content != arguments["content"] else ""
-        return ToolResult(f"{verb} {relative} ({lines} lines).{note}", f"{verb.lower()} {relative}, {lines} lines", changed=[relative])
+        result = ToolResult(f"{verb} {relative} ({lines} lines).{note}", f"{verb.lower()} {relative}, {lines} lines", changed=[relative])
+        return with_syntax_check(result, path, content)
+
+
+def with_syntax_check(result: ToolResult, path: Path, content: str) -> ToolResult:
+    """Add the first syntax error of the file just written to the result; the write itself stands."""
+    problem = syntax_problem(path, content)
+    if not problem:
+        return result
+    result.output += f" But it has an error: {problem} Fix that line with edit_file."
+    result.display += f", {problem}"
+    result.ok = False
+    return result
 
 
 def _existing_encoding(path: Path) -> TextFile:
@@ -153,7 +166,8 @@ class EditFile(Tool):
         write_atomically(path, original.encode(applied.text, arguments["path"]))
         relative = context.workspace.relative(path)
         how = "" if applied.method == "exact" else f" (search matched with different {applied.method})"
-        return ToolResult(f"Edited {relative}.{how}", f"edited {relative}{how}", changed=[relative])
+        result = ToolResult(f"Edited {relative}.{how}", f"edited {relative}{how}", changed=[relative])
+        return with_syntax_check(result, path, path.read_text(encoding="utf-8", errors="replace"))
 
 
 class ListFiles(Tool):
@@ -171,7 +185,7 @@ class ListFiles(Tool):
             raise ToolError(f"{arguments.get('path')} is not a folder.")
         files = [context.workspace.relative(path) for path in walk_files(folder)]
         shown = files[:MAX_LIST_ENTRIES]
-        text = "\n".join(shown) if shown else "(no files)"
+        text = "\n".join(shown) if shown else "(no files yet: the folder is empty)"
         if len(files) > len(shown):
             text += f"\n[{len(files) - len(shown)} more files not shown; list a subfolder]"
         return ToolResult(text, f"{len(files)} files")

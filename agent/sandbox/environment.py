@@ -49,6 +49,9 @@ NON_INTERACTIVE = {
     "npm_config_update_notifier": "false",
     "NO_COLOR": "1",
     "PYTHONUNBUFFERED": "1",
+    # Files are rewritten within the same second at the same size (a - b becomes a + b), which
+    # Python's bytecode cache cannot tell apart, so stale .pyc files would hide the agent's edits.
+    "PYTHONDONTWRITEBYTECODE": "1",
 }
 
 

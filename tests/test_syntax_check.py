@@ -1,0 +1,62 @@
+"""The quick syntax check that write_file and edit_file run on the file they wrote."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agent.config import Settings
+from agent.sandbox import Sandbox
+from agent.tool import ToolContext
+from agent.workspace import Workspace
+from tools.files import EditFile, WriteFile
+from tools.syntax import syntax_problem
+
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+
+
+@pytest.fixture
+def context(tmp_path):
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create()
+    return ToolContext(workspace, Sandbox(workspace.root), Settings())
+
+
+def test_python_error_names_line():
+    assert syntax_problem(Path("a.py"), "x = 1\ndef f(:\n") == "Python syntax error at line 2: invalid syntax."
+    assert syntax_problem(Path("a.py"), "x = 1\n") == ""
+
+
+@needs_node
+def test_inline_script_error_names_page_line():
+    page = "<html>\n<body>\n<script>\nlet x = ;\n</script>\n</body>\n</html>\n"
+
+    problem = syntax_problem(Path("index.html"), page)
+
+    assert problem.startswith("JavaScript SyntaxError")
+    assert problem.endswith("at line 4.")
+    assert syntax_problem(Path("index.html"), page.replace("let x = ;", "let x = 1;")) == ""
+
+
+def test_other_files_are_not_checked():
+    assert syntax_problem(Path("notes.txt"), "def f(:") == ""
+
+
+def test_write_keeps_broken_file_and_reports_error(context):
+    result = WriteFile().run({"path": "game.py", "content": "def f(:\n    pass\n"}, context)
+
+    assert (context.workspace.root / "game.py").exists()
+    assert result.ok is False
+    assert "Python syntax error at line 1" in result.output
+    assert result.changed == ["game.py"]
+
+
+def test_edit_that_breaks_file_is_reported(context):
+    (context.workspace.root / "game.py").write_text("def f():\n    return 1\n")
+
+    result = EditFile().run({"path": "game.py", "search": "return 1", "replace": "return (1"}, context)
+
+    assert result.ok is False
+    assert "Python syntax error" in result.output

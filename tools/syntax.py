@@ -1,0 +1,78 @@
+"""A quick syntax check of a file just written, so the model hears about a broken file at once.
+
+Python is parsed in-process. JavaScript, alone or inline in an HTML page, is checked with
+`node --check` when Node.js is installed; without it such files are not checked.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+NODE_CHECK_TIMEOUT_SECONDS = 10
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
+
+
+def syntax_problem(path: Path, content: str) -> str:
+    """Return a one-line description of the first syntax error in `content`, or "" when none was found."""
+    suffix = path.suffix.lower()
+    if suffix == ".py":
+        return _python_problem(content)
+    if suffix in (".js", ".mjs"):
+        return _javascript_problem(content, line_offset=0)
+    if suffix in (".html", ".htm"):
+        return _html_scripts_problem(content)
+    return ""
+
+
+def _python_problem(content: str) -> str:
+    try:
+        ast.parse(content)
+    except SyntaxError as error:
+        return f"Python syntax error at line {error.lineno}: {error.msg}."
+    return ""
+
+
+def _html_scripts_problem(content: str) -> str:
+    for match in _INLINE_SCRIPT.finditer(content):
+        line_offset = content.count("\n", 0, match.start(1))
+        problem = _javascript_problem(match.group(1), line_offset)
+        if problem:
+            return problem
+    return ""
+
+
+def _javascript_problem(script: str, line_offset: int) -> str:
+    node = shutil.which("node")
+    if node is None or not script.strip():
+        return ""
+    with tempfile.NamedTemporaryFile("w", suffix=".js", encoding="utf-8") as handle:
+        handle.write(script)
+        handle.flush()
+        try:
+            completed = subprocess.run(
+                [node, "--check", handle.name], capture_output=True, text=True, timeout=NODE_CHECK_TIMEOUT_SECONDS
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            logger.debug("node --check did not run: %s", error)
+            return ""
+    if completed.returncode == 0:
+        return ""
+    return _node_message(completed.stderr, line_offset)
+
+
+def _node_message(stderr: str, line_offset: int) -> str:
+    """Turn node's report (file:LINE, the source line, a caret, then `SyntaxError: ...`) into one line."""
+    line_match = re.search(r":(\d+)\s*$", stderr.splitlines()[0]) if stderr else None
+    error_match = re.search(r"^(SyntaxError: .*)$", stderr, re.MULTILINE)
+    message = error_match.group(1) if error_match else "JavaScript syntax error"
+    if line_match:
+        return f"JavaScript {message} at line {int(line_match.group(1)) + line_offset}."
+    return f"JavaScript {message}."
