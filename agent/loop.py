@@ -18,7 +18,7 @@ from agent.engines.base import Engine, Reply
 from agent.errors import AgentError, ScriptExhausted
 from agent.events import EventBus
 from agent.interrupt import InterruptFlag
-from agent.plan import PlanTracker, parse_plan
+from agent.plan import PlanTracker, files_named, parse_plan
 from agent.prompts import render_prompt
 from agent.resume import NOT_RUN_RESULT, ResumeState
 from agent.run_result import RunResult, RunTotals
@@ -142,7 +142,7 @@ class Loop:
 
     def _plan(self, task: str) -> None:
         self._append(Message("system", render_prompt("system")))
-        self._append(Message("user", render_prompt("plan", task=task)))
+        self._append(Message("user", render_prompt("plan", task=task, files=files_named(task))))
         self.protected_messages = len(self.messages)
         plan = self._reply(tool_choice="none")
         self.bus.emit("plan", text=plan.content)

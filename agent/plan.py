@@ -14,6 +14,10 @@ from agent.prompts import render_prompt
 from agent.tool import ToolResult
 
 MAX_PLAN_STEPS = 8
+# File names a task may spell out; the plan prompt lists them so each gets its own step.
+_FILE_NAME = re.compile(
+    r"(?<![\w/.-])([\w-]+(?:/[\w-]+)*\.(?:py|html?|js|mjs|ts|css|json|toml|ya?ml|md|txt|sh|go|rs|c|cc|cpp|h|java|rb))\b"
+)
 _STEP_LINE = re.compile(r"^\s*(?:\*\*)?(?:step\s*)?\d+\s*[.):]\s*(?:\*\*)?\s*(.*\S)", re.IGNORECASE)
 
 
@@ -21,6 +25,15 @@ def parse_plan(text: str) -> list[str]:
     """Return the numbered steps of a plan, in order; an unnumbered reply has none."""
     steps = [match.group(1) for line in text.splitlines() if (match := _STEP_LINE.match(line))]
     return steps[:MAX_PLAN_STEPS]
+
+
+def files_named(task: str) -> list[str]:
+    """Return the file names the task spells out, in order of first mention."""
+    names: list[str] = []
+    for match in _FILE_NAME.finditer(task):
+        if match.group(1) not in names:
+            names.append(match.group(1))
+    return names
 
 
 def did_work(outcomes: Sequence[tuple[ToolCall, ToolResult]]) -> bool:

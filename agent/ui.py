@@ -40,8 +40,13 @@ class ScreenRenderer:
         self.console = console or Console(highlight=False)
         self.mask = mask or (lambda text: text)
         self._streaming = False
+        # A tool call streams silently (its arguments are shown once parsed); a status line shows progress.
+        self._call_status = None
+        self._call_chars = 0
 
     def __call__(self, event: Event) -> None:
+        if event.kind != "delta" and self._call_status is not None:
+            self._stop_call_status()
         handler = getattr(self, f"_on_{event.kind}", None)
         if handler is not None:
             handler(event.data)
@@ -72,10 +77,28 @@ class ScreenRenderer:
 
     def _on_delta(self, data: dict[str, Any]) -> None:
         if data["kind"] == "call":
+            self._show_call_progress(len(data["text"]))
             return
+        if self._call_status is not None:
+            self._stop_call_status()
         style = "dim italic" if data["kind"] == "thinking" else ""
         self.console.print(escape(self.mask(data["text"])), end="", style=style, soft_wrap=True)
         self._streaming = True
+
+    def _show_call_progress(self, added: int) -> None:
+        self._call_chars += added
+        text = f"the model is writing a tool call ({self._call_chars} characters so far)"
+        if self._call_status is None:
+            self._end_stream()
+            self._call_status = self.console.status(text)
+            self._call_status.start()
+        else:
+            self._call_status.update(text)
+
+    def _stop_call_status(self) -> None:
+        self._call_status.stop()
+        self._call_status = None
+        self._call_chars = 0
 
     def _on_plan(self, data: dict[str, Any]) -> None:
         self._end_stream()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.chat.messages import ToolCall
-from agent.plan import PlanTracker, parse_plan
+from agent.plan import PlanTracker, files_named, parse_plan
 from agent.tool import ToolResult
 
 PLAN_TEXT = "Here is my plan:\n1. Write game.py with deal()\n2) Write index.html\n**3.** Run python game.py\nThat is all."
@@ -36,3 +36,9 @@ def test_tracker_without_plan_stays_silent():
 
     assert tracker.first_prompt() == "Now do the first step of your plan with a tool call."
     assert tracker.advance([write]) == ""
+
+
+def test_files_named_in_task():
+    task = 'Write blackjack.py with hand_value(), and index.html. Not "e.g." or v1.2; also src/app.py and blackjack.py again.'
+
+    assert files_named(task) == ["blackjack.py", "index.html", "src/app.py"]

@@ -113,3 +113,18 @@ def test_search_finds_lines_and_rejects_bad_regex(context):
     assert result.output == "a.py:1: def add(a, b):"
     with pytest.raises(ToolError, match="not a valid regular expression"):
         SearchFiles().run({"pattern": "("}, context)
+
+
+def test_new_file_gets_normal_permissions(context):
+    WriteFile().run({"path": "game.py", "content": "x = 1\n"}, context)
+
+    mode = (context.workspace.root / "game.py").stat().st_mode & 0o777
+    assert mode == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -26,17 +26,23 @@ def write_atomically(path: Path, data: str | bytes) -> None:
     """Write a file through a temporary file and a rename, so an interrupted write leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    mode = path.stat().st_mode & 0o777 if path.exists() else None
+    # mkstemp creates the file private (0600); a new file gets the mode open() would give it instead.
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_current_umask()
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(raw)
-        if mode is not None:
-            os.chmod(temporary, mode)
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_file(path: Path, shown: str) -> TextFile:
