@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 MAX_VERIFY_ROUNDS = 3
 MAX_CALLS_PER_REPLY = 8
+# A plan of at most six one-line steps fits well within this; a model that rambles is cut off here.
+MAX_PLAN_TOKENS = 400
 # The system prompt, task, plan and start-of-work prompt that open every run.
 PLAN_MESSAGES = 4
 INTERRUPTED = "Stopped by Ctrl-C."
@@ -144,7 +146,7 @@ class Loop:
         self._append(Message("system", render_prompt("system")))
         self._append(Message("user", render_prompt("plan", task=task, files=files_named(task))))
         self.protected_messages = len(self.messages)
-        plan = self._reply(tool_choice="none")
+        plan = self._reply(tool_choice="none", max_tokens=MAX_PLAN_TOKENS)
         self.bus.emit("plan", text=plan.content)
         self.plan = PlanTracker(parse_plan(plan.content))
         self._append(Message("user", self.plan.first_prompt()))
@@ -170,7 +172,7 @@ class Loop:
             self.messages.pop()
         self._append(Message("user", text))
 
-    def _reply(self, tool_choice: str) -> Reply:
+    def _reply(self, tool_choice: str, max_tokens: int | None = None) -> Reply:
         """Ask the engine for the next reply, record it, and append it to the history."""
         self._fit_context()
         self.totals.steps += 1
@@ -180,6 +182,7 @@ class Loop:
             self.tools.specs(),
             tool_choice=tool_choice,
             on_delta=lambda kind, text: self.bus.emit("delta", step=step, kind=kind, text=text),
+            max_tokens=max_tokens,
         )
         self._record_reply(step, reply)
         calls = reply.tool_calls[:MAX_CALLS_PER_REPLY]

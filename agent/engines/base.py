@@ -75,7 +75,8 @@ class Engine(Protocol):
     """Anything that turns a conversation into the model's next reply.
 
     `context_size` is the model's context window in tokens, `count_tokens` measures a prompt with the
-    engine's own tokenizer (an estimate where the engine has none).
+    engine's own tokenizer (an estimate where the engine has none). `max_tokens` caps one reply; None
+    means the `max_reply_tokens` setting.
     """
 
     name: str
@@ -89,6 +90,7 @@ class Engine(Protocol):
         *,
         tool_choice: ToolChoice = "auto",
         on_delta: DeltaCallback | None = None,
+        max_tokens: int | None = None,
     ) -> Reply: ...
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> int: ...

@@ -54,6 +54,7 @@ class LlamaCppEngine:
         *,
         tool_choice: ToolChoice = "auto",
         on_delta: DeltaCallback | None = None,
+        max_tokens: int | None = None,
     ) -> Reply:
         prompt = self.tokenize_prompt(messages, tools)
         started = time.perf_counter()
@@ -68,7 +69,7 @@ class LlamaCppEngine:
             tools,
             tool_choice=tool_choice,
             thinking=self.settings.thinking,
-            max_tokens=self.settings.max_reply_tokens,
+            max_tokens=max_tokens or self.settings.max_reply_tokens,
             on_delta=on_delta,
         )
         generation = decoder.run()

@@ -71,9 +71,10 @@ class OpenAIEngine:
         *,
         tool_choice: ToolChoice = "auto",
         on_delta: DeltaCallback | None = None,
+        max_tokens: int | None = None,
     ) -> Reply:
         started = time.perf_counter()
-        streamed = self._stream_reply(messages, tools, tool_choice, on_delta)
+        streamed = self._stream_reply(messages, tools, tool_choice, on_delta, max_tokens or self.settings.max_reply_tokens)
         finished = time.perf_counter()
 
         truncated = streamed.finish_reason == "length"
@@ -124,21 +125,21 @@ class OpenAIEngine:
 
     # -- the request --------------------------------------------------------------------------------
 
-    def _stream_reply(self, messages, tools, tool_choice, on_delta) -> StreamedReply:
+    def _stream_reply(self, messages, tools, tool_choice, on_delta, max_tokens: int) -> StreamedReply:
         choice = self._effective_tool_choice(tool_choice, tools)
         try:
-            return self._stream_once(messages, tools, choice, on_delta)
+            return self._stream_once(messages, tools, choice, on_delta, max_tokens)
         except ServerError as error:
             if choice != "required" or not _rejects_tool_choice(error):
                 raise self._explain(error) from None
             with self._lock:
                 self._required_rejected = True
             logger.warning("The server rejected tool_choice=required (%s); using auto from now on", error.server_message)
-            return self._stream_once(messages, tools, "auto", on_delta)
+            return self._stream_once(messages, tools, "auto", on_delta, max_tokens)
 
-    def _stream_once(self, messages, tools, tool_choice, on_delta) -> StreamedReply:
+    def _stream_once(self, messages, tools, tool_choice, on_delta, max_tokens: int) -> StreamedReply:
         assembler = ReplyAssembler(on_delta)
-        for chunk in self.client.stream_events(self.chat_url, self._payload(messages, tools, tool_choice)):
+        for chunk in self.client.stream_events(self.chat_url, self._payload(messages, tools, tool_choice, max_tokens)):
             assembler.feed(chunk)
         streamed = assembler.finish()
         if streamed.finish_reason is None:
@@ -153,14 +154,14 @@ class OpenAIEngine:
             return "auto"
         return tool_choice
 
-    def _payload(self, messages: Sequence[Message], tools: Sequence[ToolSpec], tool_choice: str) -> dict[str, Any]:
+    def _payload(self, messages: Sequence[Message], tools: Sequence[ToolSpec], tool_choice: str, max_tokens: int) -> dict[str, Any]:
         settings = self.settings
         payload: dict[str, Any] = {
             "model": self.model_name,
             "messages": [to_openai_message(message) for message in messages],
             "stream": True,
             "stream_options": {"include_usage": True},
-            "max_tokens": settings.max_reply_tokens,
+            "max_tokens": max_tokens,
             "temperature": settings.temperature,
             "top_p": settings.top_p,
             "top_k": settings.top_k,
