@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import logging
 import sys
 from pathlib import Path
@@ -137,13 +139,26 @@ def build(
         temperature=temperature, seed=seed, max_steps=max_steps, max_seconds=max_seconds, sandbox=sandbox,
         allow_network=allow_network, branch=branch, checkpoints=checkpoints,
     )
-    settings = load_settings(flags)
-    if resume and task.strip():
-        from agent.errors import UsageError
+    with _errors_as_json(json_out):
+        settings = load_settings(flags)
+        if resume and task.strip():
+            from agent.errors import UsageError
 
-        raise UsageError("Give either a task or --resume RUN, not both: a resumed run keeps its own task.")
-    summary = run_task(task, settings, workspace, [_event_output(json_out)], resume=resume)
+            raise UsageError("Give either a task or --resume RUN, not both: a resumed run keeps its own task.")
+        summary = run_task(task, settings, workspace, [_event_output(json_out)], resume=resume)
     raise typer.Exit(summary.exit_code)
+
+
+@contextlib.contextmanager
+def _errors_as_json(json_out: bool):
+    """With --json, also report a failure that stops the run as a last JSON event on stdout."""
+    try:
+        yield
+    except AgentError as error:
+        if json_out:
+            event = {"event": "error", "message": str(error), "exit_code": error.exit_code}
+            sys.stdout.write(json.dumps(event) + "\n")
+        raise
 
 
 def _event_output(json_out: bool):

@@ -308,7 +308,13 @@ class Loop:
             return RunResult("finished", summary)
         verification = self.verify()
         self.verify_rounds += 1
-        self.bus.emit("verification", passed=verification.passed, failure=verification.failure, round=self.verify_rounds)
+        self.bus.emit(
+            "verification",
+            passed=verification.passed,
+            failure=verification.failure,
+            round=self.verify_rounds,
+            details=verification.details,
+        )
         if verification.passed:
             return RunResult("finished", summary)
         rounds_left = MAX_VERIFY_ROUNDS - self.verify_rounds

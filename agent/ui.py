@@ -27,7 +27,8 @@ def format_arguments(arguments: dict[str, Any]) -> str:
     parts = []
     for key, value in arguments.items():
         if isinstance(value, str) and ("\n" in value or len(value) > ARGUMENT_PREVIEW_CHARS):
-            parts.append(f"{key}=<{value.count(chr(10)) + 1} lines, {len(value)} chars>")
+            lines = value.count("\n") + (0 if value.endswith("\n") else 1)
+            parts.append(f"{key}=<{lines} lines, {len(value)} chars>")
         else:
             parts.append(f"{key}={short(json.dumps(value, ensure_ascii=False), ARGUMENT_PREVIEW_CHARS)}")
     return " ".join(parts)
@@ -43,6 +44,7 @@ class ScreenRenderer:
         # A tool call streams silently (its arguments are shown once parsed); a status line shows progress.
         self._call_status = None
         self._call_chars = 0
+        self._streamed_steps: set[int] = set()
 
     def __call__(self, event: Event) -> None:
         if event.kind != "delta" and self._call_status is not None:
@@ -81,6 +83,11 @@ class ScreenRenderer:
             return
         if self._call_status is not None:
             self._stop_call_status()
+        step = data.get("step", 0)
+        if data["kind"] == "text" and data["text"].strip() and step not in self._streamed_steps:
+            self._streamed_steps.add(step)
+            if step == 1:
+                self.console.rule("plan", style="dim")
         style = "dim italic" if data["kind"] == "thinking" else ""
         self.console.print(escape(self.mask(data["text"])), end="", style=style, soft_wrap=True)
         self._streaming = True
@@ -102,6 +109,10 @@ class ScreenRenderer:
 
     def _on_plan(self, data: dict[str, Any]) -> None:
         self._end_stream()
+        if 1 in self._streamed_steps:
+            # The plan has just streamed onto the screen; a rule marks it instead of a second copy.
+            self.console.rule(style="dim")
+            return
         self.console.print(Panel(escape(data["text"] or "(no plan written)"), title="plan", expand=False))
 
     def _on_reply(self, data: dict[str, Any]) -> None:
@@ -126,7 +137,9 @@ class ScreenRenderer:
             self.console.print(f"  [dim]not committed: {escape(skipped['path'])} ({escape(skipped['reason'])})[/dim]")
 
     def _on_verification(self, data: dict[str, Any]) -> None:
-        if data["passed"]:
+        if data["passed"] and data.get("details", {}).get("tests") == 0:
+            self.console.print("[dim]no tests in the workspace to check the work with[/dim]")
+        elif data["passed"]:
             self.console.print("[green]✓ checks passed[/green]")
         else:
             self.console.print(f"[red]✗ checks failed:[/red] {escape(short(data['failure'], 300))}")
@@ -140,8 +153,8 @@ def summary_table(data: dict[str, Any]) -> Table:
     """Return the closing summary of a run as a two-column table."""
     colour = "green" if data["status"] == "finished" else "red"
     table = Table(title="summary", show_header=False, expand=False)
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     evaluated, cached = data["prompt_tokens_evaluated"], data["prompt_tokens_cached"]
     rows = [
         ("status", f"[{colour}]{data['status']}[/{colour}] (exit code {data['exit_code']})"),

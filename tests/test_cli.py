@@ -155,3 +155,13 @@ def test_help_lists_exit_codes_without_heavy_imports():
         capture_output=True, text=True, timeout=30,
     )
     assert modules.stdout.strip() == "False False"
+
+
+def test_json_mode_reports_usage_error_as_json(tmp_path):
+    result = runner.invoke(app, ["build", "Do it", "--engine", "scripted", "--script", str(tmp_path / "nope.jsonl"), "--json"])
+
+    assert result.exit_code == 2
+    event = json_events(result.stdout)[-1]
+    assert event["event"] == "error"
+    assert event["exit_code"] == 2
+    assert "Script file not found" in event["message"]

@@ -15,6 +15,7 @@ from typing import Any
 
 from agent.chat.messages import Message, ToolCall, ToolSpec
 from agent.chat.parse import parse_reply
+from agent.chat.stream import ReplyStream
 from agent.engines.base import DeltaCallback, Reply, ToolChoice, Usage, estimate_tokens
 from agent.errors import ScriptExhausted, UsageError
 from agent.trajectory import replies_for_replay
@@ -80,7 +81,9 @@ class ScriptedEngine:
         text = entry.get("text", "")
         structured = [ToolCall(c["name"], c.get("arguments", {}), c.get("id", "")) for c in entry.get("tool_calls", [])]
         if on_delta and text:
-            on_delta("text", text)
+            stream = ReplyStream(on_delta)
+            stream.push(text)
+            stream.close()
         parsed = parse_reply(text, tools, structured=structured)
         return Reply(text, parsed, self._usage(messages, tools, text, started), structured_calls=structured)
 
