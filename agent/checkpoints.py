@@ -1,7 +1,8 @@
 """Checkpoints: after each step the files the agent wrote or deleted are committed to git, and only those.
 
 Each commit carries trailers naming its run and step, which `gemma-agent log`, `diff` and `undo` read.
-The user's own changes, staged or not, are never committed, moved or lost.
+The user's own changes, staged or not, are never committed or moved. Because the agent's tools may
+still overwrite them, a run first saves them in a commit off every branch, under SAVED_REF_PREFIX.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from agent.config import Settings
 from agent.errors import UsageError
-from agent.gitrepo import GitRepo, StatusEntry
+from agent.gitrepo import GitError, GitRepo, StatusEntry
 from agent.workspace import AGENT_DIR
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,10 @@ RUN_TRAILER = "Gemma-Agent-Run"
 STEP_TRAILER = "Gemma-Agent-Step"
 BASELINE_TRAILER = "Gemma-Agent-Baseline"
 REVERTS_TRAILER = "Gemma-Agent-Reverts"
+SAVED_TRAILER = "Gemma-Agent-Saved"
 BRANCH_PREFIX = "gemma-agent/"
+# The ref prefix for each run's copy of the uncommitted changes it found, one ref per run.
+SAVED_REF_PREFIX = "refs/gemma-agent/saved/"
 
 DEFAULT_MAX_FILE_BYTES = Settings.checkpoint_max_file_bytes
 SUBJECT_MAX_CHARS = 72
@@ -65,6 +69,9 @@ class _RunState:
     # Repository-relative paths with uncommitted changes when the run began: the user's, never committed.
     user_changes: dict[str, StatusEntry]
     commits: int = 0
+    # The ref holding a copy of the user's changes, and the repository paths that copy contains.
+    saved_ref: str | None = None
+    saved: frozenset[str] = frozenset()
 
 
 class Checkpointer:
@@ -90,9 +97,11 @@ class Checkpointer:
             notices += self._commit_baseline(run_id)
         changes = repo.status()
         notices += _describe_changes(changes)
+        state = _RunState(run_id, {entry.path: entry for entry in changes})
+        notices += self._save_user_changes(state)
         if self.branch:
             notices.append(self._switch_to_run_branch(run_id))
-        self._run = _RunState(run_id, {entry.path: entry for entry in changes})
+        self._run = state
         log.info("run %s: checkpoints in %s (task: %.80s)", run_id, repo.root, task)
         return notices
 
@@ -134,6 +143,49 @@ class Checkpointer:
         if skipped:
             notice += f" Left out {len(skipped)}: " + ", ".join(f"{path} ({why})" for path, why in skipped[:3])
         return [notice]
+
+    def _save_user_changes(self, state: _RunState) -> list[str]:
+        """Save the uncommitted files (by the size, binary and secret rules) under the run's saved ref.
+
+        The copy is a commit of HEAD plus those files, built in a temporary index, so HEAD, the index
+        and the work tree stay as they are. Sets `state.saved_ref` and `state.saved`; returns notices.
+        """
+        assert self.repo is not None
+        saved: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        empty_state = _RunState(state.run_id, {})
+        for path in state.user_changes:
+            absolute = self.repo.root / path
+            if absolute.is_dir() and not absolute.is_symlink():
+                continue  # a nested repository or submodule, whose files its own git tracks
+            exists = os.path.lexists(absolute)
+            reason = self._path_reason(path, empty_state, exists)
+            if reason is None and exists:
+                reason = self._content_reason(absolute)
+            if reason:
+                skipped.append((self._workspace_path(path), reason))
+            else:
+                saved.append(path)
+        if not saved:
+            return [_not_saved_notice(skipped)] if skipped else []
+
+        ref = f"{SAVED_REF_PREFIX}{state.run_id}"
+        message = f"Uncommitted changes before gemma-agent run {state.run_id}\n\n{SAVED_TRAILER}: {state.run_id}"
+        try:
+            commit = self.repo.save_snapshot(ref, sorted(saved), message)
+        except GitError as error:
+            log.warning("could not save the uncommitted changes: %s", error)
+            return [f"Could not save a copy of the uncommitted changes: {error}. Commit or stash them to keep them safe."]
+        notices = []
+        if commit is not None:
+            state.saved_ref, state.saved = ref, frozenset(saved)
+            notices.append(
+                f"Saved a copy of the uncommitted changes ({len(saved)} files) as {ref}. If the agent changes one, "
+                f"get your version back with `git restore --source={ref} -- FILE`."
+            )
+        if skipped:
+            notices.append(_not_saved_notice(skipped))
+        return notices
 
     def _switch_to_run_branch(self, run_id: str) -> str:
         assert self.repo is not None
@@ -181,7 +233,7 @@ class Checkpointer:
 
         for path in sorted(self.repo.tracked(self.repo.head(), deleted)):
             if path in state.user_changes:
-                skipped.append((self._workspace_path(path), _user_change_reason(state.user_changes[path])))
+                skipped.append((self._workspace_path(path), self._user_change_reason(path, state)))
             else:
                 candidates.append(path)
         return sorted(set(candidates)), skipped
@@ -225,7 +277,7 @@ class Checkpointer:
         if AGENT_DIR in parts or ".git" in parts:
             return _folder_reason(AGENT_DIR if AGENT_DIR in parts else ".git")
         if path in state.user_changes:
-            return _user_change_reason(state.user_changes[path])
+            return self._user_change_reason(path, state)
         if not exists:
             return None
         for folder in SKIPPED_FOLDERS:
@@ -255,6 +307,15 @@ class Checkpointer:
             if pattern.search(head):
                 return f"looks like a secret (it contains {kind})"
         return None
+
+    def _user_change_reason(self, path: str, state: _RunState) -> str:
+        reason = _user_change_reason(state.user_changes[path])
+        if path not in state.saved:
+            return reason
+        return (
+            f"{reason}; your version from before the run is saved in {state.saved_ref} "
+            f"(`git restore --source={state.saved_ref} -- {self._workspace_path(path)}`)"
+        )
 
     def _nested_repository(self, path: str) -> str | None:
         assert self.repo is not None
@@ -300,6 +361,12 @@ def _describe_changes(changes: list[StatusEntry]) -> list[str]:
     if len(changes) > LISTED_CHANGES_MAX:
         notices.append(f"... and {len(changes) - LISTED_CHANGES_MAX} more (see `git status`)")
     return notices
+
+
+def _not_saved_notice(skipped: list[tuple[str, str]]) -> str:
+    listed = ", ".join(f"{path} ({why})" for path, why in skipped[:LISTED_CHANGES_MAX])
+    more = f" and {len(skipped) - LISTED_CHANGES_MAX} more" if len(skipped) > LISTED_CHANGES_MAX else ""
+    return f"Not saved, so commit or back up these yourself if the agent may change them: {listed}{more}."
 
 
 def _reject_operation_in_progress(repo: GitRepo) -> None:

@@ -112,9 +112,10 @@ def recommend_command(
     from agent.hardware import detect_hardware
     from agent.recommend import recommend
 
-    settings = load_settings()
+    # As flags, the two values are checked by the same rules as in every other command.
+    settings = load_settings({"ctx": ctx, "kv_type": kv_type})
     hardware = detect_hardware()
-    plan = recommend(hardware, ctx or settings.ctx, kv_type or settings.kv_type)
+    plan = recommend(hardware, settings.ctx, settings.kv_type)
     if json_out:
         typer.echo(json.dumps({"hardware": hardware.to_dict(), "plan": plan.to_dict()}, indent=2))
         return

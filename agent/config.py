@@ -1,4 +1,14 @@
-"""One settings object, layered: defaults < user config file < ./gemma-agent.toml < GEMMA_AGENT_* < flags."""
+"""One settings object, layered: defaults < user config file < ./gemma-agent.toml < GEMMA_AGENT_* < flags.
+
+Every value is checked where it is read: its type, then its setting's rule in RULES (a range or a list of
+choices), so a bad value stops the command with the file and line, the environment or the command line
+that gave it.
+
+The project file ./gemma-agent.toml may not set the settings in SAFETY_SETTINGS (`sandbox`,
+`allow_network`): the agent writes files in the folder it works in, so a project file could otherwise
+switch off the sandbox for the next run there. Set those in the user config file, in the environment
+or with a flag.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +25,16 @@ from agent.errors import UsageError
 
 PROJECT_FILE = "gemma-agent.toml"
 ENV_PREFIX = "GEMMA_AGENT_"
+ENVIRONMENT_SOURCE = "environment"
+COMMAND_LINE_SOURCE = "command line"
+# Settings that loosen the isolation of the commands the model runs; a project file may not set them.
+SAFETY_SETTINGS = frozenset({"sandbox", "allow_network"})
+ENGINES = ("llamacpp", "openai", "scripted")
+KV_TYPES = ("f16", "q8_0", "q4_0")
+# "none" is left out: a run whose model may not call tools can never finish.
+TOOL_CHOICES = ("required", "auto")
+SANDBOX_BACKENDS = ("auto", "bwrap", "none")
+MIN_CTX = 512
 
 
 @dataclass
@@ -87,6 +107,82 @@ class Settings:
         return [(f.name, getattr(self, f.name), self.sources.get(f.name, "default")) for f in _setting_fields()]
 
 
+@dataclass(frozen=True)
+class Rule:
+    """The values a setting accepts besides its type: one of `choices`, or a number within the bounds."""
+
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    # An exclusive lower bound, for values that must be above zero but may be fractions.
+    above: float | None = None
+
+    def allows(self, value: Any) -> bool:
+        if self.choices:
+            return value in self.choices
+        # Written as `not (...)` checks so that a NaN fails every bound.
+        if self.minimum is not None and not value >= self.minimum:
+            return False
+        if self.above is not None and not value > self.above:
+            return False
+        return self.maximum is None or value <= self.maximum
+
+    def describe(self, kind_name: str) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        kind = "an integer" if kind_name == "int" else "a number"
+        bounds = [f">= {_number(self.minimum)}" if self.minimum is not None else "", f"> {_number(self.above)}" if self.above is not None else ""]
+        bounds.append(f"<= {_number(self.maximum)}" if self.maximum is not None else "")
+        return f"{kind} " + " and ".join(bound for bound in bounds if bound)
+
+
+def _number(value: float | None) -> str:
+    return f"{value:g}"
+
+
+POSITIVE_INT = Rule(minimum=1)
+NOT_NEGATIVE = Rule(minimum=0)
+POSITIVE = Rule(above=0)
+
+RULES: dict[str, Rule] = {
+    "engine": Rule(choices=ENGINES),
+    "server_connect_timeout": POSITIVE,
+    "server_first_chunk_timeout": POSITIVE,
+    "server_read_timeout": POSITIVE,
+    "server_retries": NOT_NEGATIVE,
+    "server_retry_delay": NOT_NEGATIVE,
+    "ctx": Rule(minimum=MIN_CTX),
+    # -1 puts every layer on the GPU.
+    "gpu_layers": Rule(minimum=-1),
+    # 0 uses one thread per physical core.
+    "threads": NOT_NEGATIVE,
+    "batch_size": POSITIVE_INT,
+    "kv_type": Rule(choices=KV_TYPES),
+    "cpu_moe": NOT_NEGATIVE,
+    "temperature": NOT_NEGATIVE,
+    "top_p": Rule(above=0, maximum=1),
+    # 0 turns top-k sampling off.
+    "top_k": NOT_NEGATIVE,
+    "repeat_penalty": POSITIVE,
+    "seed": NOT_NEGATIVE,
+    "max_reply_tokens": POSITIVE_INT,
+    "max_steps": POSITIVE_INT,
+    "max_seconds": POSITIVE,
+    "tool_choice": Rule(choices=TOOL_CHOICES),
+    "sandbox": Rule(choices=SANDBOX_BACKENDS),
+    "command_timeout": POSITIVE,
+    "command_max_timeout": POSITIVE,
+    "command_cpu_seconds": POSITIVE_INT,
+    "command_memory_mb": POSITIVE_INT,
+    "command_max_processes": POSITIVE_INT,
+    "command_max_file_mb": POSITIVE_INT,
+    "command_log_limit_mb": POSITIVE_INT,
+    "background_wait": NOT_NEGATIVE,
+    "output_limit": POSITIVE_INT,
+    "checkpoint_max_file_bytes": NOT_NEGATIVE,
+}
+
+
 def _setting_fields() -> list[dataclasses.Field]:
     return [f for f in fields(Settings) if f.name != "sources"]
 
@@ -100,11 +196,15 @@ def load_settings(flags: dict[str, Any] | None = None, cwd: Path | None = None, 
     """Build the settings from every layer. Flags whose value is None were not given and are skipped."""
     settings = Settings()
     environ = os.environ if env is None else env
-    for path in (user_config_path(), (cwd or Path.cwd()) / PROJECT_FILE):
-        if path.is_file():
-            _apply(settings, _read_toml(path), str(path))
-    _apply(settings, _from_env(environ), "environment")
-    _apply(settings, {k: v for k, v in (flags or {}).items() if v is not None}, "command line")
+    user_path, project_path = user_config_path(), (cwd or Path.cwd()) / PROJECT_FILE
+    if user_path.is_file():
+        _apply(settings, _read_toml(user_path), str(user_path))
+    if project_path.is_file():
+        values = _read_toml(project_path)
+        _refuse_safety_settings(values, str(project_path))
+        _apply(settings, values, str(project_path))
+    _apply(settings, _from_env(environ), ENVIRONMENT_SOURCE)
+    _apply(settings, {k: v for k, v in (flags or {}).items() if v is not None}, COMMAND_LINE_SOURCE)
     return settings
 
 
@@ -140,13 +240,24 @@ def _toml_error_message(path: Path, error: tomllib.TOMLDecodeError) -> str:
 def _key_location(source: str, key: str) -> str:
     """Return `file:line` of `key` when `source` is a config file that sets it, else `source` itself."""
     path = Path(source)
-    if not path.is_file():
+    if source in (ENVIRONMENT_SOURCE, COMMAND_LINE_SOURCE) or not path.is_file():
         return source
     pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=|^\s*[\"']?{re.escape(key.replace('_', '-'))}[\"']?\s*=")
     for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         if pattern.match(line):
             return f"{source}:{number}"
     return source
+
+
+def _refuse_safety_settings(values: dict[str, Any], source: str) -> None:
+    """Stop at the first setting of SAFETY_SETTINGS in a project file, saying where it may be set instead."""
+    for key in values:
+        if key in SAFETY_SETTINGS:
+            raise UsageError(
+                f"{_key_location(source, key)}: {key!r} may not be set in the project file {PROJECT_FILE}, which the "
+                f"agent itself can write. Set it in {user_config_path()}, in the environment ({ENV_PREFIX}{key.upper()}) "
+                f"or with --{key.replace('_', '-')}."
+            )
 
 
 def _from_env(environ: dict[str, str] | os._Environ) -> dict[str, Any]:
@@ -162,14 +273,28 @@ def _apply(settings: Settings, values: dict[str, Any], source: str) -> None:
     kinds = {f.name: f.type for f in _setting_fields()}
     for key, raw in values.items():
         if key not in kinds:
-            close = difflib.get_close_matches(key, kinds, n=1)
-            hint = f"Did you mean {close[0]!r}? " if close else ""
-            raise UsageError(
-                f"{_key_location(source, key)}: unknown setting {key!r}. {hint}"
-                "Run `gemma-agent config show` to list the settings."
-            )
-        setattr(settings, key, _convert(key, raw, kinds[key], _key_location(source, key)))
+            raise UsageError(f"{_key_location(source, key)}: unknown setting {key!r}. {_known_settings_hint(key, kinds)}")
+        location = _key_location(source, key)
+        value = _convert(key, raw, kinds[key], location)
+        _check_rule(key, value, kinds[key], location)
+        setattr(settings, key, value)
         settings.sources[key] = source
+
+
+def _known_settings_hint(key: str, names: dict[str, Any]) -> str:
+    """Name the closest settings, or all of them: `config show` cannot list them while this file is broken."""
+    close = difflib.get_close_matches(key, names, n=1)
+    if close:
+        return f"Did you mean {close[0]!r}?"
+    return f"Known settings: {', '.join(names)}."
+
+
+def _check_rule(key: str, value: Any, kind: Any, location: str) -> None:
+    rule = RULES.get(key)
+    if rule is None or rule.allows(value):
+        return
+    kind_name = kind if isinstance(kind, str) else kind.__name__
+    raise UsageError(f"{location}: setting {key!r} cannot be {value!r}; allowed: {rule.describe(kind_name)}.")
 
 
 def _convert(key: str, raw: Any, kind: Any, source: str) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,8 +27,28 @@ PATHS_PER_COMMAND = 500
 
 # Every command takes pathspecs literally (a file named `*.py` is that file) and takes no optional
 # locks, so a status refresh cannot collide with the user's own git. Path names are not quoted.
-BASE_ENV = {"GIT_LITERAL_PATHSPECS": "1", "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"}
-BASE_OPTIONS = ("-c", "core.quotePath=false")
+BASE_ENV = {"GIT_LITERAL_PATHSPECS": "1", "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"}
+BASE_OPTIONS = ("--no-pager", "-c", "core.quotePath=false")
+
+# The repository's own config can name programs for git to run (an fsmonitor, hooks, a pager, diff and
+# filter drivers). A command in the workspace may have written that config, so every git process of
+# the agent runs with these settings, which take precedence over every config file, and runs none.
+SAFETY_OPTIONS = (
+    "-c", "core.fsmonitor=false",
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "core.sshCommand=",
+    "-c", "core.askPass=",
+    "-c", "credential.helper=",
+    "-c", "core.pager=cat",
+    "-c", "core.editor=true",
+    "-c", "sequence.editor=true",
+    "-c", "diff.external=",
+    "-c", "log.showSignature=false",
+    "-c", "commit.gpgSign=false",
+)
+# Config keys of driver programs that .gitattributes selects by name. Their names cannot be given in
+# advance, so each git call first lists the configured ones and blanks them (an empty value runs nothing).
+DRIVER_KEYS = r"^(filter\..+\.(clean|smudge|process)|diff\..+\.(textconv|command)|merge\..+\.driver)$"
 
 # Files whose presence means git is in the middle of an operation that a new commit would disturb.
 OPERATION_MARKERS = {
@@ -140,23 +161,42 @@ class GitRepo:
         self, *args: str, env: dict[str, str] | None = None, ok_codes: Sequence[int] = (0,), stdin: str | None = None
     ) -> tuple[int, str, str]:
         """Run `git ARGS` and return (exit code, stdout, stderr); raise GitError unless the code is in ok_codes."""
-        command = ["git", *BASE_OPTIONS, *args]
-        with tempfile.TemporaryFile("w+b") as input_file:
-            if stdin is not None:
-                input_file.write(stdin.encode("utf-8"))
-                input_file.seek(0)
-            status, stdout, stderr = self._repo.git.execute(
-                command,
-                env={**BASE_ENV, **(env or {})},
-                istream=input_file if stdin is not None else None,
-                with_extended_output=True,
-                with_exceptions=False,
-            )
+        safe_env = {**BASE_ENV, **_config_env(self._configured_drivers())}
+        command = ["git", *BASE_OPTIONS, *SAFETY_OPTIONS, *args]
+        status, stdout, stderr = self._execute(command, {**safe_env, **(env or {})}, stdin)
         if status not in ok_codes:
             detail = (stderr or stdout).strip().splitlines()
             message = detail[-1] if detail else f"exit code {status}"
             raise GitError(f"git {args[0]} failed in {self.root}: {message}")
         return status, stdout, stderr
+
+    def _execute(self, command: list[str], env: dict[str, str], stdin: str | None) -> tuple[int, str, str]:
+        with tempfile.TemporaryFile("w+b") as input_file:
+            if stdin is not None:
+                input_file.write(stdin.encode("utf-8", "surrogateescape"))
+                input_file.seek(0)
+            return self._repo.git.execute(
+                command,
+                env=env,
+                istream=input_file if stdin is not None else None,
+                with_extended_output=True,
+                with_exceptions=False,
+            )
+
+    def _configured_drivers(self) -> list[str]:
+        """Return the config overrides that blank every filter, diff and merge driver the config defines."""
+        listing = ("config", "--null", "--name-only", "--get-regexp", DRIVER_KEYS)
+        command = ["git", *BASE_OPTIONS, *SAFETY_OPTIONS, *listing]
+        status, output, stderr = self._execute(command, BASE_ENV, None)
+        if status not in (0, 1):
+            raise GitError(f"git config failed in {self.root}: {stderr.strip() or status}")
+        overrides: list[str] = []
+        for key in filter(None, output.split("\0")):
+            overrides.append(key)
+            if key.startswith("filter."):
+                # A filter marked required makes git fail when it does not run; blanked, it must not be required.
+                overrides.append(key.rsplit(".", 1)[0] + ".required")
+        return overrides
 
     def run_paths(self, *args: str, paths: Sequence[str], env: dict[str, str] | None = None) -> None:
         """Run `git ARGS -- PATHS` in chunks, so a long list of paths fits on the command line."""
@@ -192,7 +232,8 @@ class GitRepo:
 
     def status(self, paths: Sequence[str] = (), *, ignored: bool = False) -> list[StatusEntry]:
         """Return every uncommitted change (staged, unstaged, untracked), optionally only under `paths`."""
-        args = ["status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all"]
+        # Submodules are compared by commit only: a status inside one would run git under its own config.
+        args = ["status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--ignore-submodules=dirty"]
         if ignored:
             args.append("--ignored=matching")
         if paths:
@@ -282,7 +323,7 @@ class GitRepo:
 
     def diff(self, old: str | None, new: str, paths: Sequence[str] = ()) -> str:
         """Return the patch from `old` (None: the empty tree) to `new`, optionally only for `paths`."""
-        args = ["diff", "--no-color", "--no-ext-diff", "--binary", old or self.empty_tree(), new]
+        args = ["diff", "--no-color", "--no-ext-diff", "--no-textconv", "--binary", old or self.empty_tree(), new]
         if paths:
             args += ["--", *paths]
         return self.run(*args)
@@ -296,7 +337,7 @@ class GitRepo:
         """
         parent = self.head()
         with self._temporary_index(parent) as index_env:
-            self.run_paths("update-index", "--add", "--remove", "--replace", paths=list(paths), env=index_env)
+            self.stage_work_tree(paths, index_env)
             tree = self.run("write-tree", env=index_env).strip()
         if parent is not None and tree == self.run("rev-parse", f"{parent}^{{tree}}").strip():
             return None
@@ -309,6 +350,64 @@ class GitRepo:
             # The commit stands; only `git status` shows these paths as staged until the user runs `git reset`.
             log.warning("committed %s but could not update the index for %s: %s", commit[:10], paths, error)
         return commit
+
+    def save_snapshot(self, ref: str, paths: Sequence[str], message: str) -> str | None:
+        """Store HEAD plus the work-tree state of `paths` as a commit under `ref`, off every branch.
+
+        HEAD, the index and the work tree are left as they are. Returns the commit, or None when the
+        paths match HEAD. Raises GitError when `ref` exists already.
+        """
+        self.run("check-ref-format", ref)
+        parent = self.head()
+        with self._temporary_index(parent) as index_env:
+            self.stage_work_tree(paths, index_env)
+            tree = self.run("write-tree", env=index_env).strip()
+        if parent is not None and tree == self.run("rev-parse", f"{parent}^{{tree}}").strip():
+            return None
+        commit = self._commit_tree(tree, parent, message)
+        self.run("update-ref", "-m", "gemma-agent: save uncommitted changes", ref, commit, "")
+        return commit
+
+    def stage_work_tree(self, paths: Sequence[str], index_env: dict[str, str]) -> None:
+        """Set `paths` in the index of `index_env` to their work-tree state, or remove those that are gone.
+
+        Contents are hashed with --no-filters: a clean filter is a program named by the repository's
+        config, which a command in the workspace may have written.
+        """
+        files = [path for path in paths if os.path.isfile(self.root / path) and not os.path.islink(self.root / path)]
+        links = [path for path in paths if os.path.islink(self.root / path)]
+        blobs: dict[str, str] = {}
+        for start in range(0, len(files), PATHS_PER_COMMAND):
+            chunk = files[start : start + PATHS_PER_COMMAND]
+            hashes = self.run("hash-object", "-w", "--no-filters", "--", *chunk).split()
+            blobs.update(zip(chunk, hashes))
+        for path in links:
+            target = os.readlink(self.root / path)
+            blobs[path] = self.run_status("hash-object", "-w", "--no-filters", "--stdin", stdin=target)[1].strip()
+        file_mode = self.run("config", "--type=bool", "--default=true", "core.fileMode").strip() != "false"
+        # Mode 0 removes an entry; its id is ignored but must have the repository's hash length.
+        removed = "0" * len(self.empty_tree())
+        entries = []
+        for path in paths:
+            if path in blobs:
+                entries.append(f"{self._mode(path, index_env, file_mode)} {blobs[path]}\t{path}\0")
+            elif not os.path.lexists(self.root / path):
+                entries.append(f"0 {removed}\t{path}\0")
+            else:
+                log.warning("not staging %s: neither a file nor a symlink", path)
+        if entries:
+            update = ("update-index", "--add", "--remove", "--replace", "-z", "--index-info")
+            self.run_status(*update, env=index_env, stdin="".join(entries))
+
+    def _mode(self, path: str, index_env: dict[str, str], file_mode: bool) -> str:
+        """Return the index mode git would record for the work-tree file `path` (core.fileMode as given)."""
+        info = os.lstat(self.root / path)
+        if stat.S_ISLNK(info.st_mode):
+            return "120000"
+        if not file_mode:
+            listed = self.run("ls-files", "-s", "-z", "--", path, env=index_env).split(" ", 1)[0]
+            return listed if listed in ("100644", "100755") else "100644"
+        return "100755" if info.st_mode & stat.S_IXUSR else "100644"
 
     def revert_in_place(self, commits: Sequence[CommitInfo], message_for) -> list[str]:
         """Add one commit per entry of `commits` (newest first) that undoes it, and update those files.
@@ -374,6 +473,11 @@ class GitRepo:
         output = self.run("for-each-ref", "--format=%(refname)", f"refs/heads/{pattern}")
         return [line for line in output.splitlines() if line]
 
+    def refs(self, prefix: str) -> list[str]:
+        """Return the full names of refs under `prefix` (such as `refs/gemma-agent/saved/`), newest commit first."""
+        output = self.run("for-each-ref", "--sort=-committerdate", "--format=%(refname)", prefix)
+        return [line for line in output.splitlines() if line]
+
     def create_branch_at_head(self, name: str) -> None:
         """Create branch `name` at HEAD and check it out without touching the index or work tree.
 
@@ -421,6 +525,25 @@ class GitRepo:
     def _move_head(self, new: str, old: str | None, reason: str) -> None:
         # The old value makes the update fail, rather than drop commits, if HEAD moved meanwhile.
         self.run("update-ref", "-m", f"gemma-agent: {reason}", "HEAD", new, old or "")
+
+
+def _config_env(keys: Sequence[str]) -> dict[str, str]:
+    """Return GIT_CONFIG_COUNT variables that set each of `keys` to empty (`*.required` to false).
+
+    Entries already in the agent's environment are kept ahead of these. The environment form takes a
+    key verbatim, where `-c` would split a driver name that holds `=`.
+    """
+    if not keys:
+        return {}
+    try:
+        start = int(os.environ.get("GIT_CONFIG_COUNT", "0"))
+    except ValueError:
+        start = 0
+    env = {"GIT_CONFIG_COUNT": str(start + len(keys))}
+    for offset, key in enumerate(keys):
+        env[f"GIT_CONFIG_KEY_{start + offset}"] = key
+        env[f"GIT_CONFIG_VALUE_{start + offset}"] = "false" if key.endswith(".required") else ""
+    return env
 
 
 def _parse_commit(record: str) -> CommitInfo:

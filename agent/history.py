@@ -13,7 +13,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from agent.checkpoints import BASELINE_TRAILER, BRANCH_PREFIX, REVERTS_TRAILER, RUN_TRAILER, STEP_TRAILER
+from agent.checkpoints import (
+    BASELINE_TRAILER,
+    BRANCH_PREFIX,
+    REVERTS_TRAILER,
+    RUN_TRAILER,
+    SAVED_REF_PREFIX,
+    STEP_TRAILER,
+)
 from agent.errors import UsageError
 from agent.gitrepo import CommitInfo, GitError, GitRepo, NotARepository
 from agent.trajectory import TRAJECTORY_FILE, read_events
@@ -92,8 +99,14 @@ class UndoResult:
 
 
 def load_runs(workspace: Path) -> list[RunRecord]:
-    """Return the runs of the workspace, newest first, each with its steps in order."""
+    """Return the runs of the workspace, newest first, each with its steps in order.
+
+    Raises UsageError when the workspace folder does not exist, rather than reporting no runs.
+    """
+    given = workspace
     workspace = Path(workspace).expanduser().resolve()
+    if not workspace.is_dir():
+        raise UsageError(f"Workspace folder not found: {given}. Pass --workspace with the folder the agent worked in.")
     runs: dict[str, RunRecord] = {}
     for step in _load_steps(workspace):
         runs.setdefault(step.run_id, RunRecord(step.run_id)).steps.append(step)
@@ -358,8 +371,21 @@ def _refuse_uncommitted_edits(repo: GitRepo, files: list[str]) -> None:
     if edited:
         raise UndoRefused(
             f"Cannot undo: {', '.join(edited)} changed since the agent's last commit (uncommitted), and undoing "
-            f"would overwrite that. Commit or stash the change, then run undo again."
+            f"would overwrite that. Commit or stash the change, then run undo again.{_saved_copy_hint(repo, edited)}"
         )
+
+
+def _saved_copy_hint(repo: GitRepo, edited: list[str]) -> str:
+    """Return a sentence naming the newest saved copy (from the start of a run) that contains one of `edited`, or ""."""
+    wanted = set(edited)
+    for ref in repo.refs(SAVED_REF_PREFIX):
+        held = sorted(wanted & {path for _, path in repo.changed_files(ref)})
+        if held:
+            return (
+                f" Your uncommitted version of {', '.join(held)} from before a gemma-agent run is saved in {ref}; "
+                f"see it with `git diff {ref}^ {ref}` and restore a file with `git restore --source={ref} -- FILE`."
+            )
+    return ""
 
 
 def _apply_undo(

@@ -257,9 +257,10 @@ def _cached_catalog_file(entry: CatalogModel, quant: str | None, model_dirs: lis
 
 def _missing_catalog(name: str, default: bool = False) -> Path:
     lead = "No model given, and the default model" if default else "The model"
+    size = CATALOG[name].quant_sizes[DEFAULT_QUANT]
     raise UsageError(
         f"{lead} {name} is not downloaded. Run `gemma-agent models pull {name}` "
-        "(about 17 GB for Q4_K_M), or pass --model PATH to a .gguf file."
+        f"(about {size / GB:.1f} GB for {DEFAULT_QUANT}), or pass --model PATH to a .gguf file."
     )
 
 
@@ -287,12 +288,28 @@ def pull_model(name: str, quant: str = DEFAULT_QUANT, repo_id: str | None = None
     the hub cannot be reached or the checksum differs.
     """
     entry = catalog_model(name)
+    if repo_id is None:
+        quant = catalog_quant(entry, quant)
     repo = repo_id or entry.repo_id
     remote = choose_remote_file(list_remote_files(repo), quant, repo)
     logger.info("downloading %s from %s (%d bytes)", remote.filename, repo, remote.size_bytes)
     path = Path(download_file(repo, remote.filename))
     verify_sha256(path, remote.sha256)
     return path
+
+
+def catalog_quant(entry: CatalogModel, quant: str) -> str:
+    """Return `quant` as the catalog spells it for `entry`, or raise UsageError listing the known ones.
+
+    Checked before any network access; other quantizations are reachable with an explicit repository.
+    """
+    known = {name.lower(): name for name in entry.quant_sizes}
+    if quant.lower() not in known:
+        raise UsageError(
+            f"Unknown quantization {quant!r} for {entry.name}. Known: {', '.join(entry.quant_sizes)}. "
+            "For another one, pass --repo with a Hugging Face repository that has it."
+        )
+    return known[quant.lower()]
 
 
 def list_remote_files(repo_id: str) -> list[RemoteFile]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from agent.errors import UsageError
 from agent.hardware import Hardware
 from agent.models import CATALOG, CatalogModel
 
@@ -63,7 +64,11 @@ class Plan:
 
 def kv_cache_bytes(model: CatalogModel, ctx: int, kv_type: str = "f16", batch_size: int = DEFAULT_BATCH_SIZE) -> int:
     """Return the KV cache size of `model` at `ctx` tokens with the sliding-window cache."""
-    factor = KV_TYPE_FACTORS.get(kv_type, 1.0)
+    if ctx < 1:
+        raise UsageError(f"The context size must be 1 token or more, got {ctx}.")
+    if kv_type not in KV_TYPE_FACTORS:
+        raise UsageError(f"Unknown KV cache type {kv_type!r}; allowed: {', '.join(KV_TYPE_FACTORS)}.")
+    factor = KV_TYPE_FACTORS[kv_type]
     sliding_cells = min(ctx, model.sliding_window + batch_size)
     raw = model.kv_bytes_per_token_sliding * sliding_cells + model.kv_bytes_per_token_global * ctx
     return int(raw * factor)

@@ -8,6 +8,8 @@ from pathlib import Path
 from agent.tool import ToolError
 
 AGENT_DIR = ".gemma-agent"
+# A repository's data folder, or a file naming it elsewhere (worktrees, submodules).
+GIT_DIR = ".git"
 
 
 class PathOutsideWorkspace(ToolError):
@@ -48,8 +50,17 @@ class Workspace:
                 f"The path {path!r} is outside the workspace. Use a path relative to the workspace, such as "
                 f"{Path(path).name or 'file.txt'}."
             )
-        if AGENT_DIR in resolved.relative_to(self.root).parts:
+        parts = resolved.relative_to(self.root).parts
+        if AGENT_DIR in parts:
             raise PathOutsideWorkspace(f"The path {path!r} is inside {AGENT_DIR}/, which belongs to gemma-agent.")
+        # Git runs programs that .git/config names, outside the sandbox, so .git is off limits. The path as
+        # given is checked too (a symlink named .git), in lower case for case-insensitive disks.
+        given = candidate.relative_to(self.root).parts if candidate.is_relative_to(self.root) else ()
+        if GIT_DIR in {part.lower() for part in (*parts, *given)}:
+            raise PathOutsideWorkspace(
+                f"The path {path!r} is inside {GIT_DIR}, git's own data, which the tools may not read or change. "
+                f"gemma-agent commits each step itself; edit the project's files instead."
+            )
         return resolved
 
     def relative(self, path: Path) -> str:

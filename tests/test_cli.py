@@ -141,7 +141,7 @@ def test_unknown_engine_is_usage_error(tmp_path):
     result = runner.invoke(app, ["build", "Do it", "--engine", "magic", "--workspace", str(tmp_path / "ws")])
 
     assert result.exit_code == 2
-    assert "Unknown engine 'magic'" in result.output
+    assert "command line: setting 'engine' cannot be 'magic'; allowed: one of llamacpp, openai, scripted." in result.output
 
 
 def test_help_lists_exit_codes_without_heavy_imports():

@@ -338,3 +338,16 @@ def test_diff_rejects_unknown_step(repo):
 def test_diff_without_runs(repo):
     with pytest.raises(UsageError, match="nothing to diff"):
         diff_text(repo)
+
+
+def test_log_missing_folder_is_usage_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    missing = tmp_path / "nowhere"
+    result = CliRunner().invoke(app, ["log", "-w", str(missing)])
+
+    assert result.exit_code == 2
+    assert f"Workspace folder not found: {missing}." in result.output
+    assert "No gemma-agent runs" not in result.output

@@ -216,10 +216,53 @@ def test_pull_checksum_mismatch_exits_3(fake_hub):
     assert "does not match its sha256" in result.output
 
 
-def test_pull_unknown_quant_lists_available(fake_hub):
-    result = runner.invoke(app, ["models", "pull", "gemma-4-26b-a4b", "--quant", "IQ2_XXS"])
+def test_pull_quant_missing_from_given_repo_lists_available(fake_hub):
+    # With --repo any quantization may be asked for; the repository's listing decides.
+    result = runner.invoke(app, ["models", "pull", "gemma-4-26b-a4b", "--quant", "IQ2_XXS", "--repo", "someone/gemma-GGUF"])
     assert result.exit_code == 2
     assert "Available: Q4_K_M, Q8_0" in result.output
+
+
+def test_pull_unknown_quant_fails_before_any_network_access(hf_cache, monkeypatch):
+    import huggingface_hub
+
+    def offline(self, *args, **kwargs):
+        raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_tree", offline)
+    result = runner.invoke(app, ["models", "pull", "gemma-4-e2b", "--quant", "Q2_X"])
+
+    assert result.exit_code == 2, result.output
+    assert "Unknown quantization 'Q2_X' for gemma-4-e2b. Known: Q4_K_M, Q8_0." in result.output
+    assert "--repo" in result.output
+
+
+def test_missing_catalog_model_names_its_own_size(hf_cache):
+    with pytest.raises(UsageError) as raised:
+        resolve_model("gemma-4-e2b", [])
+    assert "about 3.1 GB for Q4_K_M" in str(raised.value)
+    with pytest.raises(UsageError) as raised:
+        resolve_model("gemma-4-31b", [])
+    assert "about 18.7 GB for Q4_K_M" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--kv-type", "bogus"], "command line: setting 'kv_type' cannot be 'bogus'; allowed: one of f16, q8_0, q4_0."),
+        (["--ctx", "-5"], "command line: setting 'ctx' cannot be -5; allowed: an integer >= 512."),
+        (["--ctx", "0"], "command line: setting 'ctx' cannot be 0"),
+    ],
+)
+def test_recommend_rejects_bad_sizing_options(option, expected):
+    result = runner.invoke(app, ["models", "recommend", *option])
+    assert result.exit_code == 2
+    assert expected in result.output
+
+
+def test_kv_cache_bytes_rejects_unknown_type():
+    with pytest.raises(UsageError, match="Unknown KV cache type 'q5'"):
+        kv_cache_bytes(CATALOG["gemma-4-e2b"], 4096, "q5")
 
 
 def test_pull_unknown_name_exits_2(fake_hub):

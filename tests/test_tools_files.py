@@ -128,3 +128,40 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.fixture
+def outside_link(context, tmp_path):
+    """A real file outside the workspace holding a secret, and a symlink `h` to it inside."""
+    secret = tmp_path / "hostname"
+    secret.write_text("secret-host-name\n")
+    root = context.workspace.root
+    (root / "a.txt").write_text("secret is not here\n")
+    (root / "h").symlink_to(secret)
+    return root / "h"
+
+
+def test_list_marks_symlink_leading_outside(context, outside_link):
+    result = ListFiles().run({}, context)
+
+    assert result.output.splitlines() == ["a.txt", "h -> (outside the workspace)"]
+    assert "hostname" not in result.output
+
+
+def test_search_skips_symlink_leading_outside(context, outside_link):
+    result = SearchFiles().run({"pattern": "secret"}, context)
+
+    assert result.output == "a.txt:1: secret is not here"
+
+
+def test_symlinks_inside_listed_by_own_name(context):
+    root = context.workspace.root
+    (root / "real.txt").write_text("hello\n")
+    (root / "alias.txt").symlink_to(root / "real.txt")
+    (root / "dangling").symlink_to(root / "gone.txt")
+
+    listed = ListFiles().run({}, context).output.splitlines()
+    found = SearchFiles().run({"pattern": "hello"}, context).output.splitlines()
+
+    assert listed == ["alias.txt", "dangling", "real.txt"]
+    assert found == ["alias.txt:1: hello", "real.txt:1: hello"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.tool import Tool, ToolContext, ToolError, ToolResult
+from agent.workspace import PathOutsideWorkspace, Workspace
 from tools.edits import apply_edit
 from tools.syntax import syntax_problem
 from tools.textfile import TextFile, decode
@@ -189,7 +190,7 @@ class ListFiles(Tool):
         folder = context.workspace.resolve(arguments.get("path") or ".")
         if not folder.is_dir():
             raise ToolError(f"{arguments.get('path')} is not a folder.")
-        files = [context.workspace.relative(path) for path in walk_files(folder)]
+        files = [_listed(path, context.workspace) for path in walk_files(folder)]
         shown = files[:MAX_LIST_ENTRIES]
         text = "\n".join(shown) if shown else "(no files yet: the folder is empty)"
         if len(files) > len(shown):
@@ -222,9 +223,33 @@ class SearchFiles(Tool):
         return ToolResult(text, f"{min(len(matches), MAX_SEARCH_MATCHES)} matches")
 
 
+def _listed(path: Path, workspace: Workspace) -> str:
+    """Return the path as list_files shows it: a symlink by its own name, marked when it leads out of the workspace."""
+    shown = _shown_path(path, workspace)
+    if path.is_symlink() and _leads_outside(path, workspace):
+        return f"{shown} -> (outside the workspace)"
+    return shown
+
+
+def _shown_path(path: Path, workspace: Workspace) -> str:
+    # Not resolved: a symlink is shown under its own name, and one leading outside has no path inside.
+    return path.relative_to(workspace.root).as_posix()
+
+
+def _leads_outside(path: Path, workspace: Workspace) -> bool:
+    try:
+        workspace.resolve(str(path))
+    except PathOutsideWorkspace:
+        return True
+    return False
+
+
 def _search(regex: re.Pattern, folder: Path, context: ToolContext):
     for path in walk_files(folder):
-        if path.stat().st_size > MAX_SEARCH_FILE_BYTES:
+        # A symlink out of the workspace is never read through; a dangling one has nothing to read.
+        if path.is_symlink() and _leads_outside(path, context.workspace):
+            continue
+        if not path.is_file() or path.stat().st_size > MAX_SEARCH_FILE_BYTES:
             continue
         try:
             text = decode(path.read_bytes(), path.name).text
@@ -232,7 +257,7 @@ def _search(regex: re.Pattern, folder: Path, context: ToolContext):
             continue
         for number, line in enumerate(split_lines(text), start=1):
             if regex.search(line):
-                yield f"{context.workspace.relative(path)}:{number}: {line.strip()[:200]}"
+                yield f"{_shown_path(path, context.workspace)}:{number}: {line.strip()[:200]}"
 
 
 def walk_files(folder: Path):

@@ -18,6 +18,13 @@ LIMIT_NAMES = {
 }
 
 
+READ_ONLY_ERROR = "Read-only file system"
+GIT_READ_ONLY_NOTE = (
+    "commands cannot change .git (git commit, git config and the like fail); gemma-agent commits each "
+    "step itself, so change the project's files and leave git to it."
+)
+
+
 class RunCommand(Tool):
     name = "run_command"
     description = (
@@ -60,6 +67,8 @@ def foreground_text(result: CommandResult) -> str:
     text = f"Exit code: {result.exit_code}\n{output}"
     if result.limit:
         text += f"\nNote: the command hit the {LIMIT_NAMES[result.limit]}. {result.explanation}"
+    if ".git" in output and READ_ONLY_ERROR in output:
+        text += f"\nNote: {GIT_READ_ONLY_NOTE}"
     return text
 
 

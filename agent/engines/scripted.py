@@ -21,6 +21,8 @@ from agent.errors import ScriptExhausted, UsageError
 from agent.trajectory import replies_for_replay
 
 SCRIPTED_CONTEXT_SIZE = 131072
+REPLY_KEYS = frozenset({"text", "tool_calls"})
+CALL_KEYS = frozenset({"name", "arguments", "id"})
 
 
 def load_script(path: Path) -> list[dict[str, Any]]:
@@ -31,7 +33,10 @@ def load_script(path: Path) -> list[dict[str, Any]]:
     lines = path.read_text(encoding="utf-8").splitlines()
     first = next((line for line in lines if line.strip()), "")
     if first and '"event"' in first:
-        return replies_for_replay(path)
+        replies = replies_for_replay(path)
+        for number, entry in enumerate(replies, start=1):
+            check_reply(entry, f"{path}: reply {number}")
+        return replies
     replies = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -40,10 +45,47 @@ def load_script(path: Path) -> list[dict[str, Any]]:
             entry = json.loads(line)
         except json.JSONDecodeError as error:
             raise UsageError(f"{path}:{number}: invalid JSON ({error.msg}). Each line must be one JSON object.") from None
-        if not isinstance(entry, dict) or not ({"text", "tool_calls"} & entry.keys()):
-            raise UsageError(f'{path}:{number}: each line needs "text" or "tool_calls".')
+        check_reply(entry, f"{path}:{number}")
         replies.append(entry)
     return replies
+
+
+def check_reply(entry: Any, where: str) -> None:
+    """Raise UsageError, prefixed with `where`, unless `entry` has the shape of one scripted reply."""
+    if not isinstance(entry, dict) or not (REPLY_KEYS & entry.keys()):
+        raise UsageError(f'{where}: each line needs "text" or "tool_calls".')
+    _check_keys(entry, REPLY_KEYS, where, "a reply")
+    if not isinstance(entry.get("text", ""), str):
+        raise UsageError(f'{where}: "text" must be a string, got {_json_kind(entry["text"])}.')
+    calls = entry.get("tool_calls", [])
+    if not isinstance(calls, list):
+        raise UsageError(f'{where}: "tool_calls" must be a list of {{"name": ..., "arguments": {{...}}}} objects, got {_json_kind(calls)}.')
+    for index, call in enumerate(calls, start=1):
+        _check_call(call, f"{where}: tool call {index}")
+
+
+def _check_call(call: Any, where: str) -> None:
+    if not isinstance(call, dict):
+        raise UsageError(f'{where} must be an object such as {{"name": "read_file", "arguments": {{...}}}}, got {_json_kind(call)}.')
+    _check_keys(call, CALL_KEYS, where, "a tool call")
+    if not isinstance(call.get("name"), str) or not call["name"]:
+        raise UsageError(f'{where} needs "name", the tool\'s name as a string.')
+    if not isinstance(call.get("arguments", {}), dict):
+        raise UsageError(f'{where}: "arguments" must be an object of argument names and values, got {_json_kind(call["arguments"])}.')
+    if not isinstance(call.get("id", ""), str):
+        raise UsageError(f'{where}: "id" must be a string, got {_json_kind(call["id"])}.')
+
+
+def _check_keys(entry: dict[str, Any], allowed: frozenset[str], where: str, what: str) -> None:
+    unknown = sorted(entry.keys() - allowed)
+    if unknown:
+        raise UsageError(f"{where}: unknown key {unknown[0]!r} in {what}; allowed keys: {', '.join(sorted(allowed))}.")
+
+
+def _json_kind(value: Any) -> str:
+    """Name a JSON value's type as the script's author wrote it."""
+    names = {bool: "true or false", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 class ScriptedEngine:

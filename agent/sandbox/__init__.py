@@ -62,7 +62,7 @@ def describe_backend(settings: Settings) -> tuple[str, str]:
     if not works:
         return "unavailable", reason
     network = "network on (allow_network)" if settings.allow_network else "no network"
-    return "bwrap", f"{reason}: workspace read-write, system read-only, private /tmp, {network}"
+    return "bwrap", f"{reason}: workspace read-write (its .git read-only), system read-only, private /tmp, {network}"
 
 
 def startup_notice(settings: Settings) -> str:

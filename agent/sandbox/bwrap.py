@@ -1,9 +1,9 @@
 """The bubblewrap backend: each command in its own mount and PID namespaces.
 
-The workspace is mounted read-write, the rest of the system read-only, /tmp and /run are private, and
-credential files are hidden. Without allow_network, all commands of one sandbox share one private
-network namespace that has only a loopback interface. The command runs in a new session (so it cannot
-inject input into the agent's terminal) and dies with the agent (--die-with-parent).
+The workspace is mounted read-write (its .git read-only), the rest of the system read-only, /tmp and
+/run are private, and credential files are hidden. Without allow_network, all commands of one sandbox
+share one private network namespace that has only a loopback interface. The command runs in a new
+session (so it cannot inject input into the agent's terminal) and dies with the agent (--die-with-parent).
 
 Bounding a process flood: no cgroup is available to an unprivileged agent, and a watchdog counting
 processes in the PID namespace would be racy (a fork loop creates hundreds of processes between two
@@ -48,6 +48,8 @@ PID_MAX_MARGIN = 3
 PRIVATE_TMP_BYTES = 512 * MB
 PRIVATE_RUN_BYTES = 16 * MB
 PROBE_TIMEOUT_SECONDS = 10
+# The workspace's git data, mounted read-only in every command.
+GIT_DIR = ".git"
 HOLDER_START_SECONDS = 5
 KILL_WAIT_SECONDS = 2
 
@@ -206,7 +208,11 @@ class BwrapSandbox(Sandbox):
         home = str(self.home())
         options += ["--bind", home, home, "--bind", str(self.root), str(self.root)]
         agent_dir = str(self.root / AGENT_DIR)
-        return options + ["--ro-bind", agent_dir, agent_dir]
+        options += ["--ro-bind", agent_dir, agent_dir]
+        # Looked up per command, so a repository the checkpoints create after the sandbox is covered too.
+        for path in map(str, git_paths(self.root)):
+            options += ["--ro-bind", path, path]
+        return options
 
     def _identity(self) -> list[str]:
         """Return the prefix that bounds the process count as root and leaves the command without capabilities."""
@@ -235,6 +241,37 @@ class BwrapSandbox(Sandbox):
                 hidden += [path for top in PRIVATE_SCAN_ROOTS for path in _owner_only_entries(Path(top))]
             self._hidden = [path for path in hidden if _exists(path) and not _contains(path, self.root)]
         return self._hidden
+
+
+def git_paths(root: Path) -> list[Path]:
+    """Return the workspace's .git and, for a .git file, the folders it names that lie inside the workspace.
+
+    These are mounted read-only: the agent's own git runs on the host, so config or hooks written
+    there from inside the sandbox would run outside it. Paths outside the workspace are read-only anyway.
+    """
+    entry = root / GIT_DIR
+    if not os.path.lexists(entry):
+        return []
+    real = Path(os.path.realpath(entry))
+    found = [real] if _contains(root, real) and real.exists() else []
+    if real.is_file():
+        git_dir = _gitfile_target(real)
+        common = git_dir / "commondir" if git_dir else None
+        for folder in (git_dir, _gitfile_target(common, prefix="") if common and common.is_file() else None):
+            if folder is not None and folder.is_dir() and _contains(root, folder):
+                found.append(folder)
+    return found
+
+
+def _gitfile_target(path: Path, prefix: str = "gitdir:") -> Path | None:
+    """Return the folder a `.git` file (`gitdir: PATH`) or a `commondir` file (`PATH`) names, resolved."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.startswith(prefix):
+        return None
+    return Path(os.path.realpath(path.parent / text[len(prefix):].strip()))
 
 
 def _child_pids(pid: int) -> list[int]:
