@@ -59,6 +59,7 @@ class ChatSession:
     def run(self) -> int:
         """Run until /exit or end of input; return the exit code (0)."""
         from agent.sandbox import create_sandbox
+        from agent.session import resolve_write_mode
         from tools import default_toolset
 
         sandbox = create_sandbox(self.settings, self.workspace.root)
@@ -67,7 +68,7 @@ class ChatSession:
         bus = EventBus(writer, *self.handlers)
         checkpointer = self._start_checkpoints(bus)
         try:
-            self.loop = Loop(self.engine, default_toolset(), ToolContext(self.workspace, sandbox, self.settings), bus, committer=checkpointer)
+            self.loop = Loop(self.engine, default_toolset(resolve_write_mode(self.settings, self.engine)), ToolContext(self.workspace, sandbox, self.settings), bus, committer=checkpointer)
             self._greet()
             self._read_messages()
         finally:

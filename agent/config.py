@@ -33,6 +33,7 @@ ENGINES = ("llamacpp", "openai", "scripted")
 KV_TYPES = ("f16", "q8_0", "q4_0")
 # "none" is left out: a run whose model may not call tools can never finish.
 TOOL_CHOICES = ("required", "auto")
+WRITE_MODES = ("auto", "calls", "blocks")
 SANDBOX_BACKENDS = ("auto", "bwrap", "none")
 MIN_CTX = 512
 
@@ -79,6 +80,9 @@ class Settings:
     max_steps: int = 30
     max_seconds: float = 3600.0
     tool_choice: str = "required"
+    # How the model writes whole files: "calls" (content inside the write_file call), "blocks" (the call
+    # names the file, the next reply holds its content in a code block) or "auto" (see agent.session).
+    write_mode: str = "auto"
     # Commands
     sandbox: str = "auto"
     allow_network: bool = False
@@ -169,6 +173,7 @@ RULES: dict[str, Rule] = {
     "max_steps": POSITIVE_INT,
     "max_seconds": POSITIVE,
     "tool_choice": Rule(choices=TOOL_CHOICES),
+    "write_mode": Rule(choices=WRITE_MODES),
     "sandbox": Rule(choices=SANDBOX_BACKENDS),
     "command_timeout": POSITIVE,
     "command_max_timeout": POSITIVE,

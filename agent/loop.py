@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from agent.blocks import extract_file_content
 from agent.chat.messages import Message, ToolCall
 from agent.context import ContextBudget
 from agent.engines.base import Engine, Reply
@@ -226,6 +227,7 @@ class Loop:
         changed: list[str] = []
         try:
             outcomes = self._run_calls(step, calls, changed)
+            outcomes = self._fill_content_requests(step, outcomes, changed)
         finally:
             # Also on a second Ctrl-C, so the files this step wrote are committed.
             self._checkpoint(step, changed, calls)
@@ -251,6 +253,30 @@ class Loop:
             outcomes.append((call, result))
         return outcomes
 
+    def _fill_content_requests(self, step: int, outcomes: list[Outcome], changed: list[str]) -> list[Outcome]:
+        """Take the content of each file a call named (write_file in blocks mode) from the next reply."""
+        filled = []
+        for call, result in outcomes:
+            path = result.data.get("content_request")
+            if path and not self.interrupt.requested:
+                result = self._receive_content(step, call, path)
+                changed.extend(p for p in result.changed if p not in changed)
+            filled.append((call, result))
+        return filled
+
+    def _receive_content(self, step: int, call: ToolCall, path: str) -> ToolResult:
+        reply = self._reply(tool_choice="none")
+        truncated = reply.finish_reason == "length"
+        content = None if truncated else extract_file_content(reply.text)
+        if content is None:
+            result = ToolResult(render_prompt("content_missing", path=path, truncated=truncated), "no content written", ok=False)
+        else:
+            result = self.tools.write_content(call, content, self.context)
+        self.totals.count_result(call.name, result)
+        self._emit_result(step, call, result, seconds=0.0)
+        self._tell(result.output)
+        return result
+
     def _run_call(self, step: int, call: ToolCall, seen: set[str]) -> ToolResult:
         self.totals.tool_calls += 1
         self.bus.emit("tool_call", step=step, id=call.id, name=call.name, arguments=call.arguments)
@@ -261,7 +287,13 @@ class Loop:
         else:
             result = self.tools.run(call, self.context)
         seen.add(call.key())
-        self.totals.count_result(call.name, result)
+        if not result.data.get("content_request"):
+            self.totals.count_result(call.name, result)
+        self._emit_result(step, call, result, seconds=time.monotonic() - started)
+        self._append(Message("tool", result.output, name=call.name, tool_call_id=call.id))
+        return result
+
+    def _emit_result(self, step: int, call: ToolCall, result: ToolResult, seconds: float) -> None:
         self.bus.emit(
             "tool_result",
             step=step,
@@ -271,10 +303,8 @@ class Loop:
             output=result.output,
             display=result.display,
             changed=result.changed,
-            seconds=round(time.monotonic() - started, 3),
+            seconds=round(seconds, 3),
         )
-        self._append(Message("tool", result.output, name=call.name, tool_call_id=call.id))
-        return result
 
     def _observe_problems(self, reply: Reply, calls: Sequence[ToolCall]) -> None:
         """Tell the model what went wrong when calls could not be run, or when it made none."""

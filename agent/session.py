@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.chat.gemma4 import CALL_START as GEMMA4_CALL_START
 from agent.config import Settings
 from agent.errors import EXIT_FINISHED, EXIT_INTERRUPTED, EXIT_NOT_FINISHED, UsageError
 from agent.events import EventBus, EventHandler
@@ -125,7 +126,8 @@ def _run_with_engine(task, settings, workspace, handlers, engine, verify, state:
         committer = _StepCommitter(checkpointer, run_id) if checkpointer else None
         interrupt = InterruptFlag()
         verify = verify or default_verifier(context)
-        loop = Loop(engine, default_toolset(), context, bus, verify=verify, committer=committer, interrupt=interrupt)
+        tools = default_toolset(resolve_write_mode(settings, engine))
+        loop = Loop(engine, tools, context, bus, verify=verify, committer=committer, interrupt=interrupt)
         with handle_interrupts(interrupt):
             result = loop.run(task, resume=state)
         summary = _summarize(result, run_id, trajectory_path, workspace)
@@ -147,6 +149,22 @@ def _add_resume_hint(summary: RunSummary) -> None:
     if summary.status in RESUMABLE_STATUSES:
         hint = f"Resume with: gemma-agent build --resume {summary.run_id} --workspace {summary.workspace}"
         summary.message = f"{summary.message} {hint}".strip()
+
+
+def resolve_write_mode(settings: Settings, engine) -> str:
+    """Pick how the model writes whole files: code blocks where its calls are JSON on our own engine.
+
+    Measured with Qwen2.5-Coder-1.5B on the Blackjack task: asked for a page inside a JSON string, it
+    wrote a skeleton with a "code goes here" comment every time; asked for the same page as a code
+    block, it wrote the whole page. Gemma 4's native call syntax needs no escaping inside strings, and
+    a server parses calls its own way, so those keep content in the call.
+    """
+    if settings.write_mode != "auto":
+        return settings.write_mode
+    chat_format = getattr(engine, "format", None)
+    if engine.name == "llamacpp" and chat_format is not None and chat_format.call_start != GEMMA4_CALL_START:
+        return "blocks"
+    return "calls"
 
 
 def _start_checkpoints(settings, workspace, run_id, task, bus):

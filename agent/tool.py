@@ -35,7 +35,8 @@ class ToolResult:
     """The outcome of one call: `output` is the text for the model, `display` a short line for the person.
 
     `ok` is False when the model made a mistake; `changed` lists workspace-relative paths the call wrote
-    or deleted; `finished` is set by the finish tool.
+    or deleted; `finished` is set by the finish tool. `data["content_request"]` (a path) asks the loop for
+    the model's next reply as that file's content, which the loop hands to `Tool.write_content`.
     """
 
     output: str
@@ -75,6 +76,10 @@ class Tool:
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         raise NotImplementedError
+
+    def write_content(self, arguments: dict[str, Any], content: str, context: ToolContext) -> ToolResult:
+        """Finish a call whose result asked for content (`data["content_request"]`) with that content."""
+        raise NotImplementedError(f"tool {self.name} does not take content after its call")
 
     def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """Return the arguments checked against the schema, or raise ToolError naming the bad one."""
@@ -135,6 +140,13 @@ class ToolSet:
             return ToolResult(f"There is no tool named {call.name!r}. The tools are: {names}.", "unknown tool", ok=False)
         try:
             return tool.run(tool.validate(call.arguments), context)
+        except ToolError as error:
+            return ToolResult(f"Error: {error}", str(error).split("\n")[0], ok=False)
+
+    def write_content(self, call: ToolCall, content: str, context: ToolContext) -> ToolResult:
+        """Finish `call`, whose result asked for content, with `content`; the model's mistakes come back as a result."""
+        try:
+            return self.tools[call.name].write_content(call.arguments, content, context)
         except ToolError as error:
             return ToolResult(f"Error: {error}", str(error).split("\n")[0], ok=False)
 

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from agent.prompts import render_prompt
 from agent.tool import Tool, ToolContext, ToolError, ToolResult
 from agent.workspace import PathOutsideWorkspace, Workspace
 from tools.edits import apply_edit
@@ -266,3 +267,25 @@ def walk_files(folder: Path):
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not Path(root, d).is_symlink())
         for name in sorted(files):
             yield Path(root, name)
+
+
+class WriteFileFromBlock(WriteFile):
+    """write_file in blocks mode: the call names the file, the model's next reply holds its content."""
+
+    description = "Write a whole file: give its path here, then its complete content in one code block in your next reply."
+    parameters = {
+        "type": "object",
+        "properties": {"path": {"type": "string", "description": "File path"}},
+        "required": ["path"],
+    }
+
+    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        path = context.workspace.resolve(arguments["path"])
+        if path.is_dir():
+            raise ToolError(f"{arguments['path']} is a folder. Give a file path inside it.")
+        relative = context.workspace.relative(path)
+        request = render_prompt("write_content", path=relative)
+        return ToolResult(request, f"waiting for the content of {relative}", data={"content_request": relative})
+
+    def write_content(self, arguments: dict[str, Any], content: str, context: ToolContext) -> ToolResult:
+        return WriteFile.run(self, {"path": arguments["path"], "content": content}, context)

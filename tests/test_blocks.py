@@ -1,0 +1,86 @@
+"""Blocks mode: write_file names the file, the next reply holds its content as a code block."""
+
+from __future__ import annotations
+
+from agent.blocks import extract_file_content
+from agent.config import Settings
+from agent.engines.scripted import ScriptedEngine
+from agent.events import EventBus
+from agent.loop import Loop
+from agent.sandbox import Sandbox
+from agent.tool import ToolContext, ToolSet
+from agent.workspace import Workspace
+from tools.files import WriteFileFromBlock
+from tools.finish import Finish
+
+PLAN = {"text": "1. Write page.html"}
+PAGE = "<!DOCTYPE html>\n<p id=\"x\">hi</p>\n"
+
+
+def test_longest_fenced_block_is_the_content():
+    reply = f"Here is the file:\n```html\n{PAGE}```\nAnd a note:\n```\nsmall\n```\n"
+
+    assert extract_file_content(reply) == PAGE
+
+
+def test_reply_without_fence_is_taken_whole():
+    assert extract_file_content("\nprint('hi')\n\n") == "print('hi')\n"
+
+
+def test_unclosed_fence_and_empty_reply_write_nothing():
+    assert extract_file_content("```python\nprint('hi')\n") is None
+    assert extract_file_content("  \n") is None
+
+
+def test_thoughts_are_not_content():
+    reply = "<|channel>thought\nI should write it\n<channel|>```\nx = 1\n```"
+
+    assert extract_file_content(reply) == "x = 1\n"
+
+
+def run_blocks(tmp_path, replies):
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create()
+    context = ToolContext(workspace, Sandbox(workspace.root), Settings())
+    events = []
+    loop = Loop(ScriptedEngine(replies), ToolSet([WriteFileFromBlock(), Finish()]), context, EventBus(events.append))
+    return loop.run("Write page.html"), workspace, events
+
+
+def test_loop_writes_block_content_under_called_path(tmp_path):
+    replies = [
+        PLAN,
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "page.html"}}]},
+        {"text": f"Sure! Here it is:\n```html\n{PAGE}```"},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]},
+    ]
+
+    result, workspace, events = run_blocks(tmp_path, replies)
+
+    assert result.status == "finished"
+    assert (workspace.root / "page.html").read_text() == PAGE
+    assert result.totals.files_written == ["page.html"]
+    assert [p.name for p in workspace.root.iterdir() if not p.name.startswith(".")] == ["page.html"]
+    results = [e.data for e in events if e.kind == "tool_result"]
+    assert results[0]["display"] == "waiting for the content of page.html"
+    assert results[1]["changed"] == ["page.html"]
+
+
+def test_declaration_asks_for_path_only():
+    spec = WriteFileFromBlock().spec
+
+    assert list(spec.parameters["properties"]) == ["path"]
+
+
+def test_reply_without_content_is_reported(tmp_path):
+    replies = [
+        PLAN,
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "page.html"}}]},
+        {"text": "```html\n<p>cut off"},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]},
+    ]
+
+    result, workspace, _ = run_blocks(tmp_path, replies)
+
+    assert not (workspace.root / "page.html").exists()
+    assert any("nothing was written" in m.content for m in result.messages if m.role == "user")
