@@ -259,3 +259,19 @@ def test_no_comma_when_no_key_is_left():
     constraint.feed('{"name": "read_file", "arguments": {"path": "a.py"')
     assert not constraint.accepts(",")
     assert constraint.accepts("}")
+
+
+def test_endless_whitespace_between_tokens_is_refused():
+    from agent.chat.constrain import MAX_BLANK_RUN, JsonCallConstraint
+    from agent.chat.messages import ToolSpec
+
+    tool = ToolSpec("list_files", "List files", {"type": "object", "properties": {"path": {"type": "string"}}, "required": []})
+    constraint = JsonCallConstraint([tool])
+    constraint.feed('{"name": "list_files", "arguments": {}}')
+
+    fed = 0
+    while constraint.accepts("\n"):
+        constraint.feed("\n")
+        fed += 1
+    assert fed == MAX_BLANK_RUN
+    assert constraint.accepts("</tool_call>")

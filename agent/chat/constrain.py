@@ -282,6 +282,10 @@ def _keys_left(frame: _Frame) -> bool:
     return declared is None or any(key not in frame.seen for key in declared)
 
 
+# Whitespace characters allowed in a row outside strings: room for a newline and indentation.
+MAX_BLANK_RUN = 12
+
+
 class SchemaCallConstraint:
     """A CallConstraint over one call syntax; see `agent.chat.format.CallConstraint`."""
 
@@ -289,12 +293,22 @@ class SchemaCallConstraint:
         self._machine = _CallMachine(tools, syntax)
         self._state: tuple | None = self._machine.start()
         self._checked: tuple[str, Any] = ("", self._state)
+        self._blank_run = 0
 
     def accepts(self, piece: str) -> bool:
         """Tell whether the call so far plus `piece` can still become a valid call; the state is unchanged."""
+        if self._too_much_blank(piece):
+            return False
         state = self._machine.run(self._state, piece)
         self._checked = (piece, state)
         return state is not None
+
+    def _too_much_blank(self, piece: str) -> bool:
+        """JSON allows any amount of whitespace between tokens, and a small model that wants to end its
+        turn early can emit newlines forever; a long run of whitespace outside a string is refused."""
+        if piece.strip() or (self._state is not None and self._state[0] == "string"):
+            return False
+        return self._blank_run + len(piece) > MAX_BLANK_RUN
 
     def feed(self, piece: str) -> None:
         """Append `piece`; raise ValueError when it cannot continue a valid call."""
@@ -305,6 +319,8 @@ class SchemaCallConstraint:
             raise ValueError(f"{piece!r} cannot continue a valid tool call here")
         self._state = state
         self._checked = ("", state)
+        in_string = state[0] == "string"
+        self._blank_run = self._blank_run + len(piece) if not piece.strip() and not in_string else 0
 
     @property
     def done(self) -> bool:
