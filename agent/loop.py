@@ -19,7 +19,7 @@ from agent.engines.base import Engine, Reply
 from agent.errors import AgentError, ScriptExhausted
 from agent.events import EventBus
 from agent.interrupt import InterruptFlag
-from agent.plan import PlanTracker, files_named, parse_plan
+from agent.plan import PlanTracker, files_named, plan_steps
 from agent.prompts import render_prompt
 from agent.resume import NOT_RUN_RESULT, ResumeState
 from agent.run_result import RunResult, RunTotals
@@ -31,7 +31,7 @@ __all__ = ["Loop", "RunResult", "RunTotals", "StepCommitter", "Verification", "V
 
 logger = logging.getLogger(__name__)
 
-MAX_VERIFY_ROUNDS = 3
+MAX_VERIFY_ROUNDS = 5
 MAX_CALLS_PER_REPLY = 8
 # A plan of at most six one-line steps fits well within this; a model that rambles is cut off here.
 MAX_PLAN_TOKENS = 400
@@ -73,6 +73,9 @@ class Loop:
         self.budget = ContextBudget(engine, tools.specs(), self.settings.max_reply_tokens)
         self.stuck = StuckDetector()
         self.plan = PlanTracker([])
+        self.task_files: list[str] = []
+        self.changed_since_verify = True
+        self.last_failure = ""
         self.messages: list[Message] = []
         self.totals = RunTotals()
         self.verify_rounds = 0
@@ -149,7 +152,8 @@ class Loop:
         self.protected_messages = len(self.messages)
         plan = self._reply(tool_choice="none", max_tokens=MAX_PLAN_TOKENS)
         self.bus.emit("plan", text=plan.content)
-        self.plan = PlanTracker(parse_plan(plan.content))
+        self.plan = PlanTracker(plan_steps(task, plan.content))
+        self.task_files = files_named(task)
         self._append(Message("user", self.plan.first_prompt()))
         self.protected_messages = len(self.messages)
 
@@ -173,7 +177,7 @@ class Loop:
             self.messages.pop()
         self._append(Message("user", text))
 
-    def _reply(self, tool_choice: str, max_tokens: int | None = None) -> Reply:
+    def _reply(self, tool_choice: str, max_tokens: int | None = None, allowed_tools: list[str] | None = None) -> Reply:
         """Ask the engine for the next reply, record it, and append it to the history."""
         self._fit_context()
         self.totals.steps += 1
@@ -184,6 +188,7 @@ class Loop:
             tool_choice=tool_choice,
             on_delta=lambda kind, text: self.bus.emit("delta", step=step, kind=kind, text=text),
             max_tokens=max_tokens,
+            allowed_tools=allowed_tools,
         )
         self._record_reply(step, reply)
         calls = reply.tool_calls[:MAX_CALLS_PER_REPLY]
@@ -215,7 +220,8 @@ class Loop:
 
     def _step(self) -> RunResult | None:
         """Take one engine reply and run its calls. Returns the result when the run ends in this step."""
-        reply = self._reply(tool_choice=self.settings.tool_choice)
+        allowed = self.plan.allowed_tools(self.context.workspace.root)
+        reply = self._reply(tool_choice=self.settings.tool_choice, allowed_tools=allowed)
         return self._handle_calls(reply)
 
     def _handle_calls(self, reply: Reply) -> RunResult | None:
@@ -232,6 +238,7 @@ class Loop:
             # Also on a second Ctrl-C, so the files this step wrote are committed.
             self._checkpoint(step, changed, calls)
         self._observe_problems(reply, calls)
+        self.changed_since_verify = self.changed_since_verify or bool(changed)
         if self.interrupt.requested:
             return RunResult("interrupted", INTERRUPTED)
         finish = next((result for _, result in outcomes if result.finished), None)
@@ -334,10 +341,20 @@ class Loop:
 
     def _finish(self, finish: ToolResult) -> RunResult | None:
         summary = finish.data.get("summary", finish.display)
+        missing = [name for name in self.task_files if not (self.context.workspace.root / name).exists()]
+        if missing:
+            self._tell(render_prompt("files_missing", files=missing))
+            return None
         if self.verify is None:
             return RunResult("finished", summary)
+        if not self.changed_since_verify:
+            # The same files would fail the same checks; that would only use up a round.
+            self._tell(render_prompt("nothing_changed", failure=self.last_failure))
+            return None
         verification = self.verify()
         self.verify_rounds += 1
+        self.changed_since_verify = False
+        self.last_failure = verification.failure
         self.bus.emit(
             "verification",
             passed=verification.passed,

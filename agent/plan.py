@@ -1,24 +1,42 @@
-"""The plan the model writes first, and which of its steps the run has reached.
+"""The steps a run works through, and which of them it has reached.
 
-A small model loses its place in a long run. After each step that did real work (wrote a file, or
-ran a command that succeeded), the loop tells the model which plan step comes next.
+The model writes a plan first. When the task names the files it wants, the run's steps are one per
+named file, in the order the task names them, then a last step to check and finish: a small model's
+own plan often adds steps nobody asked for (create a folder, set up a virtual environment). Otherwise
+the steps are the numbered lines of the model's plan. After each step that did its work the loop
+tells the model which step comes next; while a named file does not exist yet, only write_file may
+be called, so a small model cannot wander off before the file is there.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from agent.chat.messages import ToolCall
 from agent.prompts import render_prompt
 from agent.tool import ToolResult
 
 MAX_PLAN_STEPS = 8
-# File names a task may spell out; the plan prompt lists them so each gets its own step.
+# File names a task may spell out.
 _FILE_NAME = re.compile(
     r"(?<![\w/.-])([\w-]+(?:/[\w-]+)*\.(?:py|html?|js|mjs|ts|css|json|toml|ya?ml|md|txt|sh|go|rs|c|cc|cpp|h|java|rb))\b"
 )
 _STEP_LINE = re.compile(r"^\s*(?:\*\*)?(?:step\s*)?\d+\s*[.):]\s*(?:\*\*)?\s*(.*\S)", re.IGNORECASE)
+# A task's parts: paragraphs, and items of a top-level numbered list.
+_PART_START = re.compile(r"^(?:\s*$|\d+[.)]\s)")
+WRITE_TOOL = "write_file"
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One step: what to do, the file it writes (if any), and what the task says about that file."""
+
+    text: str
+    file: str = ""
+    detail: str = ""
 
 
 def parse_plan(text: str) -> list[str]:
@@ -36,30 +54,70 @@ def files_named(task: str) -> list[str]:
     return names
 
 
-def did_work(outcomes: Sequence[tuple[ToolCall, ToolResult]]) -> bool:
-    """Tell whether a step moved the task on: a file written without error, or a command that succeeded."""
+def plan_steps(task: str, plan_text: str) -> list[PlanStep]:
+    """Return the run's steps: one per file the task names and a closing check, else the model's plan."""
+    files = files_named(task)[:MAX_PLAN_STEPS - 1]
+    if not files:
+        return [PlanStep(text) for text in parse_plan(plan_text)]
+    steps = [PlanStep(f"write {name}", name, _task_part(task, name, files)) for name in files]
+    return steps + [PlanStep("check that everything works, then call finish")]
+
+
+def _task_part(task: str, name: str, files: list[str]) -> str:
+    """Return the parts of the task about this file alone; "" when the task has no such parts."""
+    if len(files) < 2:
+        return ""
+    parts: list[list[str]] = [[]]
+    for line in task.strip().splitlines():
+        if _PART_START.match(line) and parts[-1]:
+            parts.append([])
+        if line.strip():
+            parts[-1].append(line)
+    chosen = ["\n".join(p) for p in parts if name in "\n".join(p) and not any(o in "\n".join(p) for o in files if o != name)]
+    return "\n".join(chosen)
+
+
+def did_work(outcomes: Sequence[tuple[ToolCall, ToolResult]], step: PlanStep | None = None) -> bool:
+    """Tell whether a reply did the step's work: wrote its file without error, or for a step without a
+    file, wrote any file or ran a command that succeeded."""
     for call, result in outcomes:
-        if result.ok and (result.changed or (call.name == "run_command" and result.data.get("exit_code") == 0)):
+        if not result.ok:
+            continue
+        if step is not None and step.file:
+            if step.file in result.changed:
+                return True
+        elif result.changed or (call.name == "run_command" and result.data.get("exit_code") == 0):
             return True
     return False
 
 
 class PlanTracker:
-    """Follows the plan one step at a time and words the note that names the next step."""
+    """Follows the steps one at a time and words the note that names the next one."""
 
-    def __init__(self, steps: Sequence[str]):
+    def __init__(self, steps: Sequence[PlanStep]):
         self.steps = list(steps)
         self.current = 0
 
+    @property
+    def step(self) -> PlanStep | None:
+        return self.steps[self.current] if self.current < len(self.steps) else None
+
     def first_prompt(self) -> str:
-        step = self.steps[0] if self.steps else ""
-        return render_prompt("start_work", step=step)
+        step = self.step
+        return render_prompt("start_work", step=step.text if step else "", detail=step.detail if step else "")
 
     def advance(self, outcomes: Sequence[tuple[ToolCall, ToolResult]]) -> str:
-        """Move past the current step when the reply did work; return the note for the model, or ""."""
-        if not self.steps or self.current >= len(self.steps) or not did_work(outcomes):
+        """Move past the current step when the reply did its work; return the note for the model, or ""."""
+        if self.step is None or not did_work(outcomes, self.step):
             return ""
         self.current += 1
-        if self.current >= len(self.steps):
+        if self.step is None:
             return render_prompt("plan_done")
-        return render_prompt("next_step", done=self.current, number=self.current + 1, step=self.steps[self.current])
+        return render_prompt("next_step", done=self.current, number=self.current + 1, step=self.step.text, detail=self.step.detail)
+
+    def allowed_tools(self, root: Path) -> list[str] | None:
+        """Return the only tools the next reply may call, or None for all of them."""
+        step = self.step
+        if step is not None and step.file and not (root / step.file).exists():
+            return [WRITE_TOOL]
+        return None

@@ -139,3 +139,14 @@ def test_native_gemma4_call_in_text_runs(tmp_path):
     loop.run("Hello")
 
     assert (workspace.root / "hello.py").read_text() == 'print("hi")\n'
+
+
+def test_finish_before_named_files_exist_is_refused(tmp_path):
+    replies = [PLAN, call("finish", summary="too early"), call("write_file", path="hello.py", content="print(1)\n"), call("finish", summary="done")]
+    loop, workspace, _ = make_loop(tmp_path, replies)
+
+    result = loop.run("Create hello.py")
+
+    assert result.status == "finished"
+    assert result.summary == "done"
+    assert any("hello.py does not exist yet" in m.content for m in result.messages if m.role == "user")

@@ -198,13 +198,26 @@ def test_tests_still_failing_after_rounds_exit_one(tmp_path, monkeypatch):
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "test_fail.py").write_text("def test_never():\n    assert False, 'always fails'\n")
-    replies = [PLAN] + [call("finish", summary=f"try {n}") for n in range(2)]
+    attempt = [call("write_file", path="notes.txt", content="tried\n"), call("finish", summary="try")]
+    replies = [PLAN] + attempt * 2
 
     summary, _ = run(tmp_path, replies)
 
     assert summary.status == "checks_failed"
     assert summary.exit_code == 1
     assert "always fails" in summary.message
+
+
+def test_finish_without_changes_does_not_use_a_round(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "test_fail.py").write_text("def test_never():\n    assert False, 'always fails'\n")
+    replies = [PLAN, call("finish", summary="one"), call("finish", summary="two")]
+
+    summary, events = run(tmp_path, replies)
+
+    assert len(of_kind(events, "verification")) == 1
+    assert any("No file changed since the checks failed" in m["content"] for m in messages_sent(events) if m["role"] == "user")
 
 
 def test_first_failure_picks_the_first_section():

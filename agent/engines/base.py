@@ -76,7 +76,9 @@ class Engine(Protocol):
 
     `context_size` is the model's context window in tokens, `count_tokens` measures a prompt with the
     engine's own tokenizer (an estimate where the engine has none). `max_tokens` caps one reply; None
-    means the `max_reply_tokens` setting.
+    means the `max_reply_tokens` setting. `allowed_tools` limits which of the declared tools this reply
+    may call, where the engine can enforce it; the declarations themselves stay the same, so the
+    prompt, and the engine's cache of it, do not change.
     """
 
     name: str
@@ -91,6 +93,7 @@ class Engine(Protocol):
         tool_choice: ToolChoice = "auto",
         on_delta: DeltaCallback | None = None,
         max_tokens: int | None = None,
+        allowed_tools: Sequence[str] | None = None,
     ) -> Reply: ...
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> int: ...

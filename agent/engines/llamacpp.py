@@ -55,6 +55,7 @@ class LlamaCppEngine:
         tool_choice: ToolChoice = "auto",
         on_delta: DeltaCallback | None = None,
         max_tokens: int | None = None,
+        allowed_tools: Sequence[str] | None = None,
     ) -> Reply:
         prompt = self.tokenize_prompt(messages, tools)
         started = time.perf_counter()
@@ -66,7 +67,7 @@ class LlamaCppEngine:
             self.cache,
             self.sampler,
             self.format,
-            tools,
+            [tool for tool in tools if allowed_tools is None or tool.name in allowed_tools] or tools,
             tool_choice=tool_choice,
             thinking=self.settings.thinking,
             max_tokens=max_tokens or self.settings.max_reply_tokens,

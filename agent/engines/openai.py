@@ -72,8 +72,11 @@ class OpenAIEngine:
         tool_choice: ToolChoice = "auto",
         on_delta: DeltaCallback | None = None,
         max_tokens: int | None = None,
+        allowed_tools: Sequence[str] | None = None,
     ) -> Reply:
         started = time.perf_counter()
+        # NOTE: allowed_tools is not enforced here: servers differ in whether they accept a named
+        # tool_choice, and the loop only narrows tools to guide small models on the in-process engine.
         streamed = self._stream_reply(messages, tools, tool_choice, on_delta, max_tokens or self.settings.max_reply_tokens)
         finished = time.perf_counter()
 

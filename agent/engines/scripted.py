@@ -113,6 +113,7 @@ class ScriptedEngine:
         tool_choice: ToolChoice = "auto",
         on_delta: DeltaCallback | None = None,
         max_tokens: int | None = None,
+        allowed_tools: Sequence[str] | None = None,
     ) -> Reply:
         if self.position >= len(self.replies):
             raise ScriptExhausted(f"The script has no reply left after {len(self.replies)}; the run stops here.")
