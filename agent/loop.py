@@ -177,7 +177,13 @@ class Loop:
             self.messages.pop()
         self._append(Message("user", text))
 
-    def _reply(self, tool_choice: str, max_tokens: int | None = None, allowed_tools: list[str] | None = None) -> Reply:
+    def _reply(
+        self,
+        tool_choice: str,
+        max_tokens: int | None = None,
+        allowed_tools: list[str] | None = None,
+        end_after_code_block: bool = False,
+    ) -> Reply:
         """Ask the engine for the next reply, record it, and append it to the history."""
         self._fit_context()
         self.totals.steps += 1
@@ -189,6 +195,7 @@ class Loop:
             on_delta=lambda kind, text: self.bus.emit("delta", step=step, kind=kind, text=text),
             max_tokens=max_tokens,
             allowed_tools=allowed_tools,
+            end_after_code_block=end_after_code_block,
         )
         self._record_reply(step, reply)
         calls = reply.tool_calls[:MAX_CALLS_PER_REPLY]
@@ -272,7 +279,7 @@ class Loop:
         return filled
 
     def _receive_content(self, step: int, call: ToolCall, path: str) -> ToolResult:
-        reply = self._reply(tool_choice="none")
+        reply = self._reply(tool_choice="none", end_after_code_block=True)
         truncated = reply.finish_reason == "length"
         content = None if truncated else extract_file_content(reply.text)
         if content is None:

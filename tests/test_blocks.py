@@ -84,3 +84,22 @@ def test_reply_without_content_is_reported(tmp_path):
 
     assert not (workspace.root / "page.html").exists()
     assert any("nothing was written" in m.content for m in result.messages if m.role == "user")
+
+
+def test_decoder_ends_reply_when_code_block_closes():
+    from types import SimpleNamespace
+
+    from agent.engines.decode import Decoder
+
+    chat_format = SimpleNamespace(stop=["<|im_end|>"], call_start="<tool_call>", call_end="</tool_call>")
+    decoder = Decoder(None, None, None, chat_format, [], tool_choice="none", thinking=False, max_tokens=100,
+                      on_delta=None, end_after_code_block=True)
+    pieces = ["Here it is:\n", "```python\n", "x = 1\n", "```", "\n", "Explanation that never ends"]
+    closed_at = None
+    for index, piece in enumerate(pieces):
+        decoder.text += piece
+        if "\n" in piece and decoder._code_block_closed():
+            closed_at = index
+            break
+
+    assert closed_at == 4

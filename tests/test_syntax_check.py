@@ -60,3 +60,13 @@ def test_edit_that_breaks_file_is_reported(context):
 
     assert result.ok is False
     assert "Python syntax error" in result.output
+
+
+def test_placeholder_comment_is_reported():
+    page = "<script>\n    // Your JavaScript code goes here\n</script>\n"
+
+    problem = syntax_problem(Path("index.html"), page)
+
+    assert problem.startswith("line 2 is a placeholder")
+    assert syntax_problem(Path("a.py"), "x = 1\n# the logic goes here\n").startswith("line 2 is a placeholder")
+    assert syntax_problem(Path("a.py"), "# TODO: handle errors\nx = 1\n") == ""

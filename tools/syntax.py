@@ -17,11 +17,29 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 NODE_CHECK_TIMEOUT_SECONDS = 10
+# Comments small models leave in place of the code they were asked for.
+_PLACEHOLDER = re.compile(
+    r"(#|//|/\*|<!--)\s*(?:your|the|add|insert|put|rest of|more|remaining)?\s*[\w ]{0,30}?"
+    r"(?:code|logic|functions?|implementation|content|script)s?\s+(?:goes|go|will go|should go)\s+here",
+    re.IGNORECASE,
+)
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 
 
 def syntax_problem(path: Path, content: str) -> str:
-    """Return a one-line description of the first syntax error in `content`, or "" when none was found."""
+    """Return a one-line description of the first syntax error or placeholder in `content`, or ""."""
+    return _syntax_error(path, content) or placeholder_problem(content)
+
+
+def placeholder_problem(content: str) -> str:
+    """Return where the file has a comment standing in for code ("// code goes here"), or ""."""
+    for number, line in enumerate(content.splitlines(), start=1):
+        if _PLACEHOLDER.search(line):
+            return f"line {number} is a placeholder, not code: {line.strip()[:80]!r}. Write the real code in its place."
+    return ""
+
+
+def _syntax_error(path: Path, content: str) -> str:
     suffix = path.suffix.lower()
     if suffix == ".py":
         return _python_problem(content)

@@ -78,7 +78,8 @@ class Engine(Protocol):
     engine's own tokenizer (an estimate where the engine has none). `max_tokens` caps one reply; None
     means the `max_reply_tokens` setting. `allowed_tools` limits which of the declared tools this reply
     may call, where the engine can enforce it; the declarations themselves stay the same, so the
-    prompt, and the engine's cache of it, do not change.
+    prompt, and the engine's cache of it, do not change. `end_after_code_block` ends the reply once a
+    fenced code block has closed (a file's content was asked for), where the engine can stop early.
     """
 
     name: str
@@ -94,6 +95,7 @@ class Engine(Protocol):
         on_delta: DeltaCallback | None = None,
         max_tokens: int | None = None,
         allowed_tools: Sequence[str] | None = None,
+        end_after_code_block: bool = False,
     ) -> Reply: ...
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> int: ...

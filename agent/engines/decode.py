@@ -58,6 +58,7 @@ class Decoder:
         thinking: bool,
         max_tokens: int,
         on_delta: DeltaCallback | None,
+        end_after_code_block: bool = False,
     ):
         self.model = model
         self.cache = cache
@@ -68,6 +69,9 @@ class Decoder:
         self.thinking = thinking
         self.max_tokens = max_tokens
         self.on_delta = on_delta
+        self.end_after_code_block = end_after_code_block
+        self.lines_scanned = 0
+        self.fence_open = False
 
         self.text = ""
         self.emitted = 0
@@ -157,6 +161,9 @@ class Decoder:
             # model rambling on) ends the reply, so the call runs without waiting for more text.
             self.text = self.text[: self.call_end_at]
             return "stop"
+        if self.end_after_code_block and "\n" in piece and self._code_block_closed():
+            self._flush(final=True)
+            return "stop"
         stop_at = self._find_stop(start)
         if stop_at >= 0:
             # The held-back tail keeps a stop string from being streamed before it is complete.
@@ -182,6 +189,18 @@ class Decoder:
         self.calls += 1
         self.call_end_at = len(self.text)
         return "stop" if self.calls >= MAX_CALLS_PER_REPLY else ""
+
+    def _code_block_closed(self) -> bool:
+        """Scan the lines completed since the last call; True once a fenced block has opened and closed."""
+        end = self.text.rfind("\n")
+        for line in self.text[self.lines_scanned:end].split("\n"):
+            stripped = line.strip()
+            if stripped.startswith("```") and (not self.fence_open or stripped == "```"):
+                if self.fence_open:
+                    return True
+                self.fence_open = True
+        self.lines_scanned = end + 1
+        return False
 
     def _strayed_after_call(self) -> bool:
         if not self.calls:

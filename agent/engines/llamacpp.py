@@ -56,6 +56,7 @@ class LlamaCppEngine:
         on_delta: DeltaCallback | None = None,
         max_tokens: int | None = None,
         allowed_tools: Sequence[str] | None = None,
+        end_after_code_block: bool = False,
     ) -> Reply:
         prompt = self.tokenize_prompt(messages, tools)
         started = time.perf_counter()
@@ -71,6 +72,7 @@ class LlamaCppEngine:
             tool_choice=tool_choice,
             thinking=self.settings.thinking,
             max_tokens=max_tokens or self.settings.max_reply_tokens,
+            end_after_code_block=end_after_code_block,
             on_delta=on_delta,
         )
         generation = decoder.run()

@@ -73,6 +73,7 @@ class OpenAIEngine:
         on_delta: DeltaCallback | None = None,
         max_tokens: int | None = None,
         allowed_tools: Sequence[str] | None = None,
+        end_after_code_block: bool = False,
     ) -> Reply:
         started = time.perf_counter()
         # NOTE: allowed_tools is not enforced here: servers differ in whether they accept a named

@@ -114,6 +114,7 @@ class ScriptedEngine:
         on_delta: DeltaCallback | None = None,
         max_tokens: int | None = None,
         allowed_tools: Sequence[str] | None = None,
+        end_after_code_block: bool = False,
     ) -> Reply:
         if self.position >= len(self.replies):
             raise ScriptExhausted(f"The script has no reply left after {len(self.replies)}; the run stops here.")
