@@ -2,7 +2,7 @@
 
 The model writes a plan first. When the task names the files it wants, the run's steps are one per
 named file, in the order the task names them, then a last step to check and finish: a small model's
-own plan often adds steps nobody asked for (create a folder, set up a virtual environment). Otherwise
+own plan often adds steps the task does not ask for (create a folder, set up a virtual environment). Otherwise
 the steps are the numbered lines of the model's plan. After each step that did its work the loop
 tells the model which step comes next; while a named file does not exist yet, only write_file may
 be called, so a small model cannot wander off before the file is there.
@@ -32,7 +32,7 @@ WRITE_TOOL = "write_file"
 
 @dataclass(frozen=True)
 class PlanStep:
-    """One step: what to do, the file it writes (if any), and what the task says about that file."""
+    """One step: what to do, the file it writes (if any), and the part of the task about that file."""
 
     text: str
     file: str = ""

@@ -155,8 +155,8 @@ def resolve_write_mode(settings: Settings, engine) -> str:
     """Pick how the model writes whole files: code blocks where its calls are JSON on our own engine.
 
     Measured with Qwen2.5-Coder-1.5B on the Blackjack task: asked for a page inside a JSON string, it
-    wrote a skeleton with a "code goes here" comment every time; asked for the same page as a code
-    block, it wrote the whole page. Gemma 4's native call syntax needs no escaping inside strings, and
+    wrote a skeleton with a "code goes here" comment in each of three tries. Asked for the same page as
+    a code block, with the same request to include all the JavaScript, it wrote the whole page. Gemma 4's native call syntax needs no escaping inside strings, and
     a server parses calls its own way, so those keep content in the call.
     """
     if settings.write_mode != "auto":

@@ -23,7 +23,7 @@ class ToolError(Exception):
 
 @dataclass
 class ToolContext:
-    """What a tool may touch: the workspace, the sandbox that runs commands, and the settings."""
+    """The resources a tool may use: the workspace, the sandbox that runs commands, and the settings."""
 
     workspace: Workspace
     sandbox: Sandbox

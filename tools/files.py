@@ -133,11 +133,11 @@ class WriteFile(Tool):
 
 
 def with_syntax_check(result: ToolResult, path: Path, content: str) -> ToolResult:
-    """Add the first syntax error of the file just written to the result; the write itself stands."""
+    """Add the first syntax error of the file just written to the result; the file is kept as written."""
     problem = syntax_problem(path, content)
     if not problem:
         return result
-    result.output += f" But it has an error: {problem} Fix that line with edit_file."
+    result.output += f" But it has an error: {problem} Write the whole file again with write_file, corrected."
     result.display += f", {problem}"
     result.ok = False
     return result

@@ -35,7 +35,7 @@ def placeholder_problem(content: str) -> str:
     """Return where the file has a comment standing in for code ("// code goes here"), or ""."""
     for number, line in enumerate(content.splitlines(), start=1):
         if _PLACEHOLDER.search(line):
-            return f"line {number} is a placeholder, not code: {line.strip()[:80]!r}. Write the real code in its place."
+            return f"line {number} is a placeholder, not code: {line.strip()[:80]!r}. The real code must replace it."
     return ""
 
 

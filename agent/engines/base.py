@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 from agent.chat.messages import Message, ToolCall, ToolSpec
 from agent.chat.parse import ParsedReply
 
-# "auto": the model may answer with text or calls; "required": the reply must be one or more calls;
+# "auto": the model may reply with text or calls; "required": the reply must be one or more calls;
 # "none": text only (the plan turn).
 ToolChoice = Literal["auto", "required", "none"]
 
@@ -77,8 +77,8 @@ class Engine(Protocol):
     `context_size` is the model's context window in tokens, `count_tokens` measures a prompt with the
     engine's own tokenizer (an estimate where the engine has none). `max_tokens` caps one reply; None
     means the `max_reply_tokens` setting. `allowed_tools` limits which of the declared tools this reply
-    may call, where the engine can enforce it; the declarations themselves stay the same, so the
-    prompt, and the engine's cache of it, do not change. `end_after_code_block` ends the reply once a
+    may call, where the engine can enforce it. The declarations themselves stay the same, so the
+    prompt and the engine's cache of it do not change. `end_after_code_block` ends the reply once a
     fenced code block has closed (a file's content was asked for), where the engine can stop early.
     """
 
