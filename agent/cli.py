@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from agent.cli_errors import handle_errors
 from agent.errors import EXIT_INTERRUPTED, AgentError
 
 EXIT_CODES_HELP = (
@@ -30,23 +31,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-
-def handle_errors(command):
-    """Turn our failures into one `Error:` line on stderr and the documented exit code."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except AgentError as error:
-            typer.echo(f"Error: {error}", err=True)
-            raise typer.Exit(error.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("Interrupted.", err=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-
-    return wrapper
 
 
 def setup_logging(verbose: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from agent.errors import AgentError, EXIT_INTERRUPTED
+from agent.cli_errors import handle_errors
 
 models_app = typer.Typer(
     help="Find, download and size models. Downloads go to the Hugging Face cache (HF_HOME, HF_HUB_CACHE).",
@@ -18,26 +18,8 @@ models_app = typer.Typer(
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _fail_on_errors(command):
-    """Wrap a command with the one-line `Error:` handling of agent.cli, which this module cannot import."""
-    import functools
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except AgentError as error:
-            typer.echo(f"Error: {error}", err=True)
-            raise typer.Exit(error.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("Interrupted.", err=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-
-    return wrapper
-
-
 @models_app.command("list")
-@_fail_on_errors
+@handle_errors
 def list_models(
     model_dir: Annotated[
         Optional[list[Path]], typer.Option("--model-dir", help="Also search this folder (repeatable), before `model_dirs` and the Hugging Face cache.")
@@ -83,7 +65,7 @@ def _size(size_bytes: int) -> str:
 
 
 @models_app.command("pull")
-@_fail_on_errors
+@handle_errors
 def pull(
     name: Annotated[str, typer.Argument(help="Catalog name: gemma-4-26b-a4b (default model), gemma-4-31b, gemma-4-e4b or gemma-4-e2b.")],
     quant: Annotated[str, typer.Option("--quant", help="Quantization to download, as in the file name: Q4_K_M (default) or Q8_0.")] = "Q4_K_M",
@@ -101,7 +83,7 @@ def pull(
 
 
 @models_app.command("recommend")
-@_fail_on_errors
+@handle_errors
 def recommend_command(
     ctx: Annotated[Optional[int], typer.Option(help="Context size in tokens to size the KV cache for. Default: the `ctx` setting (32768).")] = None,
     kv_type: Annotated[Optional[str], typer.Option(help="KV cache type to size for: f16, q8_0 or q4_0. Default: the `kv_type` setting.")] = None,

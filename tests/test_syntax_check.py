@@ -70,3 +70,10 @@ def test_placeholder_comment_is_reported():
     assert problem.startswith("line 2 is a placeholder")
     assert syntax_problem(Path("a.py"), "x = 1\n# the logic goes here\n").startswith("line 2 is a placeholder")
     assert syntax_problem(Path("a.py"), "# TODO: handle errors\nx = 1\n") == ""
+
+
+def test_leftover_comment_above_real_code_is_not_a_placeholder():
+    page = "<script>\n    // Your JavaScript code goes here\n    let deck = [];\n</script>\n"
+
+    assert syntax_problem(Path("index.html"), page) == ""
+    assert syntax_problem(Path("a.py"), "def f():\n    pass\n    # the logic goes here\n\ndef g():\n    return 1\n").startswith("line 3")

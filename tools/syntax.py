@@ -32,11 +32,25 @@ def syntax_problem(path: Path, content: str) -> str:
 
 
 def placeholder_problem(content: str) -> str:
-    """Return where the file has a comment standing in for code ("// code goes here"), or ""."""
-    for number, line in enumerate(content.splitlines(), start=1):
-        if _PLACEHOLDER.search(line):
-            return f"line {number} is a placeholder, not code: {line.strip()[:80]!r}. The real code must replace it."
+    """Return where the file has a comment standing in for code ("// code goes here"), or "".
+
+    Such a comment counts only where its block ends right after it, so a leftover comment above
+    code that was written after all is not reported.
+    """
+    lines = content.splitlines()
+    for index, line in enumerate(lines):
+        if _PLACEHOLDER.search(line) and _block_ends_after(lines, index):
+            return f"line {index + 1} is a placeholder, not code: {line.strip()[:80]!r}. The real code must replace it."
     return ""
+
+
+def _block_ends_after(lines: list[str], index: int) -> bool:
+    indent = len(lines[index]) - len(lines[index].lstrip())
+    following = next((line for line in lines[index + 1:] if line.strip()), None)
+    if following is None:
+        return True
+    stripped = following.lstrip()
+    return stripped.startswith(("</", "}", "]", ")")) or len(following) - len(stripped) < indent
 
 
 def _syntax_error(path: Path, content: str) -> str:
