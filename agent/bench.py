@@ -57,7 +57,7 @@ class BenchResult:
     grammar_decode_tps: float | None = None
     conversation: dict[str, int] = field(default_factory=dict)
     fixed_prompt_tokens: int | None = None
-    agent_step_seconds: float | None = None
+    agent_step_ms: dict[str, float] = field(default_factory=dict)
     help_seconds: float | None = None
     load_seconds: float | None = None
     first_token_seconds: float | None = None
@@ -86,12 +86,13 @@ def run_bench(
     turns: int = CONVERSATION_TURNS,
     messages: Sequence[Message] | None = None,
     tools: Sequence[ToolSpec] | None = None,
-    agent_step: Callable[[], float] | None = None,
+    agent_step: Callable[[], dict[str, float]] | None = None,
 ) -> BenchResult:
     """Run every measurement on `settings.model`.
 
     `messages` and `tools` give the fixed prompt (system text and tool declarations) to size.
-    `agent_step` runs one agent step against a scripted engine and returns its seconds outside the engine.
+    `agent_step` runs agent steps against a scripted engine and returns their milliseconds outside the
+    engine (median and p95), as `agent.bench_steps.measure_agent_steps` does.
     """
     from agent.engines.llamacpp import LlamaCppEngine
 
@@ -112,8 +113,9 @@ def run_bench(
         engine.close()
 
     _measure_direct(settings, decode_tokens, result)
-    result.agent_step_seconds = agent_step() if agent_step else None
-    if agent_step is None:
+    if agent_step is not None:
+        result.agent_step_ms = agent_step()
+    else:
         result.notes.append("agent step time not measured: pass agent_step to run_bench")
     return result
 
@@ -285,7 +287,8 @@ def _rows(result: BenchResult) -> list[tuple[str, str]]:
         ("  final context", str(conversation.get("final_context", "-"))),
         ("evaluated / final context (target ~1.0)", _number(ratios["evaluated_vs_final_context"], 3)),
         ("fixed prompt tokens (system + tools)", str(result.fixed_prompt_tokens or "-")),
-        ("agent step seconds outside the engine", _number(result.agent_step_seconds, 4)),
+        ("agent ms per step outside the engine, median (target < 20)", _number(result.agent_step_ms.get("median_ms"), 1)),
+        ("agent ms per step outside the engine, p95", _number(result.agent_step_ms.get("p95_ms"), 1)),
         ("gemma-agent --help seconds", _number(result.help_seconds, 2)),
         ("model load seconds", _number(result.load_seconds, 2)),
         ("first token seconds (load + prompt + 1 token)", _number(result.first_token_seconds, 2)),

@@ -24,11 +24,20 @@ def bench(
 ) -> None:
     """Measure decode speed (engine vs llama-cpp-python, constrained vs free), prefix reuse and start-up time."""
     from agent.bench import print_table, run_bench, write_json
+    from agent.bench_steps import measure_agent_steps
+    from agent.chat.messages import Message
     from agent.config import load_settings
+    from agent.models import resolve_model
+    from agent.prompts import render_prompt
+    from tools import default_toolset
 
     setup_logging(verbose)
     settings = load_settings(collect_flags(model=model, ctx=ctx, gpu_layers=gpu_layers, threads=threads, kv_type=kv_type))
-    result = run_bench(settings, decode_tokens=tokens, turns=turns)
+    settings.model = str(resolve_model(settings.model, settings.model_dirs))
+    fixed_prompt = [Message("system", render_prompt("system"))]
+    result = run_bench(
+        settings, decode_tokens=tokens, turns=turns, messages=fixed_prompt, tools=default_toolset().specs(), agent_step=measure_agent_steps
+    )
     print_table(result)
     if json_file is not None:
         write_json(result, json_file)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,6 +12,9 @@ from agent.cli import (
     ApiKeyEnv, ApiModel, BaseUrl, CpuMoe, Ctx, Engine, GpuLayers, KvType, Model, Script, Seed, Temperature,
     Thinking, Threads, Verbose, collect_flags, handle_errors, setup_logging,
 )
+
+
+REPORT_WIDTH = 160
 
 
 @handle_errors
@@ -56,7 +60,8 @@ def eval_command(
         temperature=temperature, seed=seed, sandbox=sandbox,
     )
     settings = load_settings(flags)
-    console = Console(highlight=False)
+    # Piped output has no terminal width to follow; the report table needs more than rich's 80 columns.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else REPORT_WIDTH)
     handlers = [ScreenRenderer(console)] if show_runs else []
     result = evaluate(paths, settings, repeat=repeat, jobs=jobs, handlers=handlers, on_attempt=_progress(console))
     render_report(result, console)
