@@ -183,10 +183,15 @@ class Loop:
         max_tokens: int | None = None,
         allowed_tools: list[str] | None = None,
         end_after_code_block: bool = False,
+        same_step: bool = False,
     ) -> Reply:
-        """Ask the engine for the next reply, record it, and append it to the history."""
+        """Ask the engine for the next reply, record it, and append it to the history.
+
+        `same_step` keeps the step count: a file's content, asked for by that step's call, is part of it.
+        """
         self._fit_context()
-        self.totals.steps += 1
+        if not same_step:
+            self.totals.steps += 1
         step = self.totals.steps
         reply = self.engine.reply(
             self.messages,
@@ -279,7 +284,7 @@ class Loop:
         return filled
 
     def _receive_content(self, step: int, call: ToolCall, path: str) -> ToolResult:
-        reply = self._reply(tool_choice="none", end_after_code_block=True)
+        reply = self._reply(tool_choice="none", end_after_code_block=True, same_step=True)
         truncated = reply.finish_reason == "length"
         content = None if truncated else extract_file_content(reply.text)
         if content is None:
