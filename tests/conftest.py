@@ -19,12 +19,14 @@ def isolated_config(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def git_home(tmp_path, monkeypatch):
-    """A HOME with no git configuration at all, as on a fresh machine."""
+    """Point HOME at an empty folder and drop every git identity or config the machine has."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+    for name in ("GIT_CONFIG_GLOBAL", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
+                 "GIT_COMMITTER_EMAIL", "EMAIL", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_COUNT"):
         monkeypatch.delenv(name, raising=False)
     return home
 

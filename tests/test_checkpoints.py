@@ -13,18 +13,7 @@ from agent.errors import UsageError
 RUN = "20261204-210000-abcd"
 
 
-@pytest.fixture(autouse=True)
-def isolated_git(tmp_path, monkeypatch):
-    """Point HOME at an empty folder and drop every git identity or config the machine has."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in ("GIT_CONFIG_GLOBAL", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
-                 "GIT_COMMITTER_EMAIL", "EMAIL", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    return home
+pytestmark = pytest.mark.usefixtures("git_home")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -137,7 +126,7 @@ def test_commit_message_has_trailers(tmp_path):
     assert "Gemma-Agent-Step: 3" in trailers
 
 
-def test_commit_without_git_identity(tmp_path, isolated_git):
+def test_commit_without_git_identity(tmp_path, git_home):
     workspace = tmp_path / "project"
     checkpointer = Checkpointer(workspace)
     checkpointer.begin_run(RUN, "task")
@@ -148,7 +137,7 @@ def test_commit_without_git_identity(tmp_path, isolated_git):
     assert checkpoint.commit
     assert git(workspace, "log", "-1", "--format=%an <%ae>|%cn") == "gemma-agent <gemma-agent@localhost>|gemma-agent\n"
     assert "user" not in (workspace / ".git" / "config").read_text()
-    assert list(isolated_git.iterdir()) == []
+    assert list(git_home.iterdir()) == []
 
 
 def test_commit_keeps_user_as_committer(tmp_path):
