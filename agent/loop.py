@@ -19,7 +19,7 @@ from agent.engines.base import Engine, Reply
 from agent.errors import AgentError, ScriptExhausted
 from agent.events import EventBus
 from agent.interrupt import InterruptFlag
-from agent.plan import PlanTracker, files_named, plan_steps
+from agent.plan import PlanTracker, files_named, missing_files, plan_steps
 from agent.prompts import render_prompt
 from agent.resume import NOT_RUN_RESULT, ResumeState
 from agent.run_result import RunResult, RunTotals
@@ -32,6 +32,7 @@ __all__ = ["Loop", "RunResult", "RunTotals", "StepCommitter", "Verification", "V
 logger = logging.getLogger(__name__)
 
 MAX_VERIFY_ROUNDS = 5
+MAX_MISSING_FILE_REFUSALS = 2
 MAX_CALLS_PER_REPLY = 8
 # A plan of at most six one-line steps fits well within this; a model that rambles is cut off here.
 MAX_PLAN_TOKENS = 400
@@ -76,6 +77,7 @@ class Loop:
         self.task_files: list[str] = []
         self.changed_since_verify = True
         self.last_failure = ""
+        self.missing_file_refusals = 0
         self.messages: list[Message] = []
         self.totals = RunTotals()
         self.verify_rounds = 0
@@ -286,7 +288,9 @@ class Loop:
     def _receive_content(self, step: int, call: ToolCall, path: str) -> ToolResult:
         reply = self._reply(tool_choice="none", end_after_code_block=True, same_step=True)
         truncated = reply.finish_reason == "length"
-        content = None if truncated else extract_file_content(reply.text)
+        # A call instead of the content is not the file: it is neither run nor written.
+        answered_with_call = bool(reply.tool_calls or reply.parsed.problems) and "```" not in reply.text
+        content = None if truncated or answered_with_call else extract_file_content(reply.text)
         if content is None:
             result = ToolResult(render_prompt("content_missing", path=path, truncated=truncated), "no content written", ok=False)
         else:
@@ -353,14 +357,18 @@ class Loop:
 
     def _finish(self, finish: ToolResult) -> RunResult | None:
         summary = finish.data.get("summary", finish.display)
-        missing = [name for name in self.task_files if not (self.context.workspace.root / name).exists()]
-        if missing:
+        missing = missing_files(self.context.workspace.root, self.task_files)
+        if missing and self.missing_file_refusals < MAX_MISSING_FILE_REFUSALS:
+            # A name the task only mentions in passing would block forever, so this is refused twice at most.
+            self.missing_file_refusals += 1
+            self.bus.emit("notice", text=f"finish refused: {', '.join(missing)} not written yet")
             self._tell(render_prompt("files_missing", files=missing))
             return None
         if self.verify is None:
             return RunResult("finished", summary)
         if not self.changed_since_verify:
             # The same files would fail the same checks; that would only use up a round.
+            self.bus.emit("notice", text="finish refused: no file changed since the checks failed")
             self._tell(render_prompt("nothing_changed", failure=self.last_failure))
             return None
         verification = self.verify()

@@ -28,6 +28,7 @@ _STEP_LINE = re.compile(r"^\s*(?:\*\*)?(?:step\s*)?\d+\s*[.):]\s*(?:\*\*)?\s*(.*
 # A task's parts: paragraphs, and items of a top-level numbered list.
 _PART_START = re.compile(r"^(?:\s*$|\d+[.)]\s)")
 WRITE_TOOL = "write_file"
+MAX_RESTRICTED_REPLIES = 2
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,12 @@ def _task_part(task: str, name: str, files: list[str]) -> str:
     return "\n".join(chosen)
 
 
+def missing_files(root: Path, names: Sequence[str]) -> list[str]:
+    """Return the named files not in the workspace, at their path or, by file name, in any folder."""
+    present = {path.name for path in root.rglob("*") if path.is_file() and ".git" not in path.parts}
+    return [name for name in names if not (root / name).exists() and Path(name).name not in present]
+
+
 def did_work(outcomes: Sequence[tuple[ToolCall, ToolResult]], step: PlanStep | None = None) -> bool:
     """Tell whether a reply did the step's work: wrote its file without error, or for a step without a
     file, wrote any file or ran a command that succeeded."""
@@ -97,6 +104,7 @@ class PlanTracker:
     def __init__(self, steps: Sequence[PlanStep]):
         self.steps = list(steps)
         self.current = 0
+        self.restricted_replies = 0
 
     @property
     def step(self) -> PlanStep | None:
@@ -111,13 +119,21 @@ class PlanTracker:
         if self.step is None or not did_work(outcomes, self.step):
             return ""
         self.current += 1
+        self.restricted_replies = 0
         if self.step is None:
             return render_prompt("plan_done")
         return render_prompt("next_step", done=self.current, number=self.current + 1, step=self.step.text, detail=self.step.detail)
 
     def allowed_tools(self, root: Path) -> list[str] | None:
-        """Return the only tools the next reply may call, or None for all of them."""
+        """Return the only tools the next reply may call, or None for all of them.
+
+        A step's file may be a name the task only mentions in passing, so the limit holds for
+        MAX_RESTRICTED_REPLIES replies of a step at most.
+        """
         step = self.step
-        if step is not None and step.file and not (root / step.file).exists():
+        if step is None or not step.file or self.restricted_replies >= MAX_RESTRICTED_REPLIES:
+            return None
+        if missing_files(root, [step.file]):
+            self.restricted_replies += 1
             return [WRITE_TOOL]
         return None

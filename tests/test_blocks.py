@@ -103,3 +103,17 @@ def test_decoder_ends_reply_when_code_block_closes():
             break
 
     assert closed_at == 4
+
+
+def test_call_given_as_content_is_not_written(tmp_path):
+    replies = [
+        PLAN,
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "page.html"}}]},
+        {"text": '<tool_call>{"name": "finish", "arguments": {"summary": "x"}}</tool_call>'},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]},
+    ]
+
+    result, workspace, _ = run_blocks(tmp_path, replies)
+
+    assert not (workspace.root / "page.html").exists()
+    assert any("nothing was written" in m.content for m in result.messages if m.role == "user")

@@ -150,3 +150,13 @@ def test_finish_before_named_files_exist_is_refused(tmp_path):
     assert result.status == "finished"
     assert result.summary == "done"
     assert any("hello.py does not exist yet" in m.content for m in result.messages if m.role == "user")
+
+
+def test_finish_refused_for_missing_files_twice_at_most(tmp_path):
+    replies = [PLAN] + [call("finish", summary="done")] * 3
+    loop, _, events = make_loop(tmp_path, replies)
+
+    result = loop.run("Create hello.py")
+
+    assert result.status == "finished"
+    assert len([e for e in events if e.kind == "notice" and "finish refused" in e.data["text"]]) == 2

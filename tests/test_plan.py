@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.chat.messages import ToolCall
-from agent.plan import PlanStep, PlanTracker, files_named, parse_plan, plan_steps
+from agent.plan import PlanStep, PlanTracker, files_named, missing_files, parse_plan, plan_steps
 from agent.tool import ToolResult
 
 PLAN_TEXT = "Here is my plan:\n1. Write game.py with deal()\n2) Write index.html\n**3.** Run python game.py\nThat is all."
@@ -78,3 +78,18 @@ def test_step_without_file_advances_on_any_work():
     tracker = PlanTracker([PlanStep("set things up"), PlanStep("finish")])
 
     assert tracker.advance([write("a.txt")]) == "Step 1 is done. Now do step 2: finish"
+
+
+def test_named_file_in_a_subfolder_counts(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "calc.py").write_text("x = 1\n")
+
+    assert missing_files(tmp_path, ["calc.py", "index.html"]) == ["index.html"]
+
+
+def test_write_only_limit_lasts_two_replies(tmp_path):
+    tracker = PlanTracker(plan_steps(TASK, ""))
+
+    assert tracker.allowed_tools(tmp_path) == ["write_file"]
+    assert tracker.allowed_tools(tmp_path) == ["write_file"]
+    assert tracker.allowed_tools(tmp_path) is None
