@@ -292,7 +292,9 @@ class Loop:
         answered_with_call = bool(reply.tool_calls or reply.parsed.problems) and "```" not in reply.text
         content = None if truncated or answered_with_call else extract_file_content(reply.text)
         if content is None:
-            result = ToolResult(render_prompt("content_missing", path=path, truncated=truncated), "no content written", ok=False)
+            unclosed = not truncated and not answered_with_call and "```" in reply.text
+            message = render_prompt("content_missing", path=path, truncated=truncated, unclosed=unclosed)
+            result = ToolResult(message, "no content written", ok=False)
         else:
             result = self.tools.write_content(call, content, self.context)
         self.totals.count_result(call.name, result)

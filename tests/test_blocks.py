@@ -72,7 +72,7 @@ def test_declaration_asks_for_path_only():
     assert list(spec.parameters["properties"]) == ["path"]
 
 
-def test_reply_without_content_is_reported(tmp_path):
+def test_unclosed_block_is_reported(tmp_path):
     replies = [
         PLAN,
         {"tool_calls": [{"name": "write_file", "arguments": {"path": "page.html"}}]},
@@ -83,7 +83,7 @@ def test_reply_without_content_is_reported(tmp_path):
     result, workspace, _ = run_blocks(tmp_path, replies)
 
     assert not (workspace.root / "page.html").exists()
-    assert any("nothing was written" in m.content for m in result.messages if m.role == "user")
+    assert any("was never closed" in m.content for m in result.messages if m.role == "user")
 
 
 def test_decoder_ends_reply_when_code_block_closes():

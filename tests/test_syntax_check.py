@@ -77,3 +77,11 @@ def test_leftover_comment_above_real_code_is_not_a_placeholder():
 
     assert syntax_problem(Path("index.html"), page) == ""
     assert syntax_problem(Path("a.py"), "def f():\n    pass\n    # the logic goes here\n\ndef g():\n    return 1\n").startswith("line 3")
+
+
+@needs_node
+def test_json_script_element_is_not_javascript():
+    page = '<html>\n<script type="application/json">{"a": 1}</script>\n<script type="module">let x = 1;</script>\n</html>\n'
+
+    assert syntax_problem(Path("index.html"), page) == ""
+    assert syntax_problem(Path("index.html"), page.replace("let x = 1;", "let x = ;")).startswith("JavaScript SyntaxError")

@@ -23,7 +23,10 @@ _PLACEHOLDER = re.compile(
     r"(?:code|logic|functions?|implementation|content|script)s?\s+(?:goes|go|will go|should go)\s+here",
     re.IGNORECASE,
 )
-_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)([^>]*)>(.*?)</script>", re.DOTALL | re.IGNORECASE)
+# A script element with another type (JSON data, templates) holds no JavaScript to check.
+_SCRIPT_TYPE = re.compile(r"\btype\s*=\s*[\"']?([^\"'\s>]+)", re.IGNORECASE)
+_JAVASCRIPT_TYPES = frozenset({"text/javascript", "application/javascript", "module"})
 
 
 def syntax_problem(path: Path, content: str) -> str:
@@ -74,8 +77,11 @@ def _python_problem(content: str) -> str:
 
 def _html_scripts_problem(content: str) -> str:
     for match in _INLINE_SCRIPT.finditer(content):
-        line_offset = content.count("\n", 0, match.start(1))
-        problem = _javascript_problem(match.group(1), line_offset)
+        script_type = _SCRIPT_TYPE.search(match.group(1))
+        if script_type and script_type.group(1).lower() not in _JAVASCRIPT_TYPES:
+            continue
+        line_offset = content.count("\n", 0, match.start(2))
+        problem = _javascript_problem(match.group(2), line_offset)
         if problem:
             return problem
     return ""
