@@ -28,7 +28,9 @@ def tiny_run(tmp_path_factory, tiny_model):
         "--model", str(tiny_model), "--workspace", str(workspace),
         "--max-steps", str(STEPS), "--ctx", "8192", "--json",
     ]
-    result = runner.invoke(app, args)
+    # The base model never writes a code block, so content goes inside the constrained write_file call,
+    # where the constraint guarantees a complete call and so a written file.
+    result = runner.invoke(app, args, env={"GEMMA_AGENT_WRITE_MODE": "calls"})
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     return result, events, workspace
 
