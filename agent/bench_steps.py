@@ -1,8 +1,8 @@
 """The agent's own time per step, outside the engine: rendering, parsing, tools, git and trajectory.
 
 A scripted engine plays a run of file writes and reads through the whole stack (real tools, real
-git checkpoints, real trajectory); the time between one reply returning and the next being asked
-for is the agent's own work for that step. No command is run, so the sandbox does not count.
+git checkpoints, real trajectory). The time between one reply returning and the next being requested
+is the agent's own work for that step. No command is run, so the sandbox does not count.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def measure_agent_steps(steps: int = BENCH_STEPS) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="gemma-agent-bench-") as folder:
         run_task("Write the modules", settings, Path(folder) / "ws", [], engine=engine)
     gaps = [(asked - returned) * 1000 for returned, asked in zip(engine.returned, engine.asked[1:])]
-    gaps = gaps[1:]  # the first gap holds the plan turn's set-up, not a tool step
+    gaps = gaps[1:]  # the first gap contains the plan turn's set-up, not a tool step
     ordered = sorted(gaps)
     return {
         "steps": len(gaps),

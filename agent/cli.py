@@ -71,7 +71,7 @@ GpuLayers = Annotated[Optional[int], typer.Option(help="Layers to offload to the
 Threads = Annotated[Optional[int], typer.Option(help="CPU threads for llama.cpp; 0 picks one per physical core.")]
 CpuMoe = Annotated[Optional[int], typer.Option(help="Keep the MoE expert weights of this many layers in system RAM.")]
 KvType = Annotated[Optional[str], typer.Option(help="KV cache type: f16 (default), q8_0 or q4_0.")]
-Thinking = Annotated[Optional[bool], typer.Option("--thinking/--no-thinking", help="Let Gemma 4 think before it answers.")]
+Thinking = Annotated[Optional[bool], typer.Option("--thinking/--no-thinking", help="Let Gemma 4 think before it replies.")]
 Temperature = Annotated[Optional[float], typer.Option(help="Sampling temperature. Default 0.2.")]
 Seed = Annotated[Optional[int], typer.Option(help="Sampling seed, for repeatable runs.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON Lines events instead of the screen; the last one is the summary.")]
@@ -217,7 +217,7 @@ def undo_command(
 ) -> None:
     """Undo the agent's latest steps or a whole run, touching only the agent's commits.
 
-    Moves the branch back when nothing else happened since; otherwise adds revert commits. Changes nothing, and says why, when you committed or edited the same files afterwards.
+    Moves the branch back when nothing else happened since; otherwise adds revert commits. Changes nothing, and explains why, when you committed or edited the same files afterwards.
     """
     from agent.history import undo
 

@@ -359,20 +359,37 @@ class Loop:
 
     def _finish(self, finish: ToolResult) -> RunResult | None:
         summary = finish.data.get("summary", finish.display)
-        missing = missing_files(self.context.workspace.root, self.task_files)
-        if missing and self.missing_file_refusals < MAX_MISSING_FILE_REFUSALS:
-            # A name the task only mentions in passing would block forever, so this is refused twice at most.
-            self.missing_file_refusals += 1
-            self.bus.emit("notice", text=f"finish refused: {', '.join(missing)} not written yet")
-            self._tell(render_prompt("files_missing", files=missing))
+        if self._finish_rejected():
             return None
         if self.verify is None:
             return RunResult("finished", summary)
-        if not self.changed_since_verify:
-            # The same files would fail the same checks; that would only use up a round.
-            self.bus.emit("notice", text="finish refused: no file changed since the checks failed")
+
+        verification = self._verify()
+        if verification.passed:
+            return RunResult("finished", summary)
+        rounds_left = MAX_VERIFY_ROUNDS - self.verify_rounds
+        if rounds_left <= 0:
+            return RunResult("checks_failed", f"Checks still failing after {MAX_VERIFY_ROUNDS} rounds: {verification.failure}")
+        self._tell(render_prompt("checks_failed", failure=verification.failure, rounds_left=rounds_left))
+        return None
+
+    def _finish_rejected(self) -> bool:
+        """Tell the model why finish cannot be accepted yet, if so: named files missing, or nothing changed."""
+        missing = missing_files(self.context.workspace.root, self.task_files)
+        if missing and self.missing_file_refusals < MAX_MISSING_FILE_REFUSALS:
+            # A name the task only mentions in passing would block forever, so this is rejected twice at most.
+            self.missing_file_refusals += 1
+            self.bus.emit("notice", text=f"finish rejected: {', '.join(missing)} not written yet")
+            self._tell(render_prompt("files_missing", files=missing))
+            return True
+        if self.verify is not None and not self.changed_since_verify:
+            # The same files would fail the same checks, so verifying again would only use up a round.
+            self.bus.emit("notice", text="finish rejected: no file changed since the checks failed")
             self._tell(render_prompt("nothing_changed", failure=self.last_failure))
-            return None
+            return True
+        return False
+
+    def _verify(self) -> Verification:
         verification = self.verify()
         self.verify_rounds += 1
         self.changed_since_verify = False
@@ -384,10 +401,4 @@ class Loop:
             round=self.verify_rounds,
             details=verification.details,
         )
-        if verification.passed:
-            return RunResult("finished", summary)
-        rounds_left = MAX_VERIFY_ROUNDS - self.verify_rounds
-        if rounds_left <= 0:
-            return RunResult("checks_failed", f"Checks still failing after {MAX_VERIFY_ROUNDS} rounds: {verification.failure}")
-        self._tell(render_prompt("checks_failed", failure=verification.failure, rounds_left=rounds_left))
-        return None
+        return verification

@@ -35,7 +35,7 @@ class ToolResult:
     """The outcome of one call: `output` is the text for the model, `display` a short line for the person.
 
     `ok` is False when the model made a mistake; `changed` lists workspace-relative paths the call wrote
-    or deleted; `finished` is set by the finish tool. `data["content_request"]` (a path) asks the loop for
+    or deleted; `finished` is set by the finish tool. `data["content_request"]` (a path) requests from the loop
     the model's next reply as that file's content, which the loop hands to `Tool.write_content`.
     """
 

@@ -39,7 +39,8 @@ def test_scripted_build_writes_two_files_and_runs_command(tmp_path, git_home):
     result, workspace = build(tmp_path, TWO_FILES_AND_A_COMMAND, "--json")
 
     assert result.exit_code == 0, result.output
-    assert (workspace / "calc.py").exists() and (workspace / "test_calc.py").exists()
+    assert (workspace / "calc.py").exists()
+    assert (workspace / "test_calc.py").exists()
     events = json_events(result.output)
     command_result = next(e for e in events if e["event"] == "tool_result" and e["name"] == "run_command")
     assert command_result["ok"] and "5" in command_result["output"]
@@ -63,7 +64,8 @@ def test_trajectory_records_every_event(tmp_path, git_home):
 
     trajectory = Path(json_events(result.output)[-1]["trajectory"])
     kinds = [json.loads(line)["event"] for line in trajectory.read_text().splitlines()]
-    assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+    assert kinds[0] == "run_start"
+    assert kinds[-1] == "run_end"
     assert {"plan", "reply", "tool_call", "tool_result"} <= set(kinds)
 
 

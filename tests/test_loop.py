@@ -159,4 +159,4 @@ def test_finish_refused_for_missing_files_twice_at_most(tmp_path):
     result = loop.run("Create hello.py")
 
     assert result.status == "finished"
-    assert len([e for e in events if e.kind == "notice" and "finish refused" in e.data["text"]]) == 2
+    assert len([e for e in events if e.kind == "notice" and "finish rejected" in e.data["text"]]) == 2

@@ -14,7 +14,8 @@ SAMPLE_VARIABLES = {"task": "Build a game", "problems": ["Bad call."], "name": "
 def test_every_template_renders():
     names = template_names()
 
-    assert "system" in names and "plan" in names
+    assert "system" in names
+    assert "plan" in names
     for name in names:
         assert render_prompt(name, **SAMPLE_VARIABLES).strip(), name
 

@@ -24,7 +24,7 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)([^>]*)>(.*?)</script>", re.DOTALL | re.IGNORECASE)
-# A script element with another type (JSON data, templates) holds no JavaScript to check.
+# A script element with another type (JSON data, templates) contains no JavaScript to check.
 _SCRIPT_TYPE = re.compile(r"\btype\s*=\s*[\"']?([^\"'\s>]+)", re.IGNORECASE)
 _JAVASCRIPT_TYPES = frozenset({"text/javascript", "application/javascript", "module"})
 

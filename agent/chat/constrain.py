@@ -304,8 +304,10 @@ class SchemaCallConstraint:
         return state is not None
 
     def _too_much_blank(self, piece: str) -> bool:
-        """JSON allows any amount of whitespace between tokens, and a small model that wants to end its
-        turn early can emit newlines forever; a long run of whitespace outside a string is refused."""
+        """Tell whether `piece` would make too long a run of whitespace outside a string.
+
+        JSON allows any amount of whitespace between tokens, and a small model that wants to end its
+        turn early can emit newlines forever, so a long run is rejected."""
         if piece.strip() or (self._state is not None and self._state[0] == "string"):
             return False
         return self._blank_run + len(piece) > MAX_BLANK_RUN

@@ -157,7 +157,7 @@ class Decoder:
         if self.constraint is not None:
             return self._advance_call(piece)
         if self._strayed_after_call():
-            # After a call only another call may follow; anything else (a stop token, prose, a base
+            # After a call only another call may follow. Anything else (a stop token, prose, a base
             # model rambling on) ends the reply, so the call runs without waiting for more text.
             self.text = self.text[: self.call_end_at]
             return "stop"
