@@ -32,7 +32,7 @@ __all__ = ["Loop", "RunResult", "RunTotals", "StepCommitter", "Verification", "V
 logger = logging.getLogger(__name__)
 
 MAX_VERIFY_ROUNDS = 5
-MAX_MISSING_FILE_REFUSALS = 2
+MAX_MISSING_FILE_REJECTIONS = 2
 MAX_CALLS_PER_REPLY = 8
 # A plan of at most six one-line steps fits well within this; a model that rambles is cut off here.
 MAX_PLAN_TOKENS = 400
@@ -77,7 +77,7 @@ class Loop:
         self.task_files: list[str] = []
         self.changed_since_verify = True
         self.last_failure = ""
-        self.missing_file_refusals = 0
+        self.missing_file_rejections = 0
         self.messages: list[Message] = []
         self.totals = RunTotals()
         self.verify_rounds = 0
@@ -376,9 +376,9 @@ class Loop:
     def _finish_rejected(self) -> bool:
         """Tell the model why finish cannot be accepted yet, if so: named files missing, or nothing changed."""
         missing = missing_files(self.context.workspace.root, self.task_files)
-        if missing and self.missing_file_refusals < MAX_MISSING_FILE_REFUSALS:
+        if missing and self.missing_file_rejections < MAX_MISSING_FILE_REJECTIONS:
             # A name the task only mentions in passing would block forever, so this is rejected twice at most.
-            self.missing_file_refusals += 1
+            self.missing_file_rejections += 1
             self.bus.emit("notice", text=f"finish rejected: {', '.join(missing)} not written yet")
             self._tell(render_prompt("files_missing", files=missing))
             return True
