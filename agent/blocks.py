@@ -7,6 +7,7 @@ write_file call first, so no file is ever written under a name guessed from pros
 
 from __future__ import annotations
 
+import json
 import re
 
 _THOUGHT = re.compile(r"<\|channel>.*?(<channel\|>|$)", re.DOTALL)
@@ -28,3 +29,13 @@ def extract_file_content(reply: str) -> str | None:
         return None
     text = reply.strip("\n")
     return text + "\n" if text.strip() else None
+
+
+def is_call_text(content: str) -> bool:
+    """Tell whether a block contains a tool call written as JSON ({"name": ..., "arguments": {...}}), not a file."""
+    text = re.sub(r"^\s*<tool_call>|</tool_call>\s*$", "", content.strip())
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and isinstance(value.get("name"), str) and isinstance(value.get("arguments"), dict)

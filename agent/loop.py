@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from agent.blocks import extract_file_content
+from agent.blocks import extract_file_content, is_call_text
 from agent.chat.messages import Message, ToolCall
 from agent.context import ContextBudget
 from agent.engines.base import Engine, Reply
@@ -21,6 +21,7 @@ from agent.events import EventBus
 from agent.interrupt import InterruptFlag
 from agent.plan import PlanTracker, files_named, missing_files, plan_steps
 from agent.prompts import render_prompt
+from agent.repair import WRITE_TOOL, RepairPlan, Repairs
 from agent.resume import NOT_RUN_RESULT, ResumeState
 from agent.run_result import RunResult, RunTotals
 from agent.stuck import REPEATS_BEFORE_STOP, StuckDetector, describe_step
@@ -31,13 +32,18 @@ __all__ = ["Loop", "RunResult", "RunTotals", "StepCommitter", "Verification", "V
 
 logger = logging.getLogger(__name__)
 
-MAX_VERIFY_ROUNDS = 5
+# Each repair is one round. The step and time limits usually end a run that cannot pass before this.
+MAX_VERIFY_ROUNDS = 40
 MAX_MISSING_FILE_REJECTIONS = 2
+MAX_FLAWED_WRITES = 2
 MAX_CALLS_PER_REPLY = 8
 # A plan of at most six one-line steps fits well within this; a model that rambles is cut off here.
 MAX_PLAN_TOKENS = 400
 # The system prompt, task, plan and start-of-work prompt that open every run.
 PLAN_MESSAGES = 4
+# A repair starts from the system prompt, the task and the plan.
+REPAIR_KEEPS_MESSAGES = 3
+ALL_CHECKS_PASSED = "Every check passed."
 INTERRUPTED = "Stopped by Ctrl-C."
 
 Outcome = tuple[ToolCall, ToolResult]
@@ -81,6 +87,11 @@ class Loop:
         self.messages: list[Message] = []
         self.totals = RunTotals()
         self.verify_rounds = 0
+        self.repairs = Repairs(context.workspace.root, [])
+        self.repair: RepairPlan | None = None
+        self._last_verification = Verification(True)
+        # Writes in a row, within one repair, that the write tool found broken (a syntax error, a placeholder).
+        self.flawed_writes = 0
         # Compaction never touches the first messages: the system prompt, and the task and plan of a run.
         self.protected_messages = 1
 
@@ -111,11 +122,28 @@ class Loop:
         while self.totals.steps < self.settings.max_steps:
             stop = self._stop_before_step(started)
             if stop is not None:
+                if stop.status == "time_limit":
+                    self._keep_best_files()
                 return stop
             finished = self._step()
             if finished is not None:
+                if finished.status in ("stuck", "checks_failed"):
+                    self._keep_best_files()
                 return finished
+        self._keep_best_files()
         return RunResult("max_steps", f"Stopped after {self.settings.max_steps} steps, the step limit.")
+
+    def _keep_best_files(self) -> None:
+        """Before a run stops with failing checks, put back each file whose best version scored higher."""
+        if self.verify is None or not self.repairs.best:
+            return
+        verification = self._verify(quiet=True) if self.changed_since_verify else None
+        if verification is not None and verification.passed:
+            return
+        restored = self.repairs.settle(verification or self._last_verification)
+        if restored:
+            self.bus.emit("notice", text=f"the run stops; put back the best version of {', '.join(restored)}")
+            self._checkpoint(self.totals.steps, restored, [], summary="put back the best version so far")
 
     def _stop_before_step(self, started: float) -> RunResult | None:
         if self.interrupt.requested:
@@ -156,6 +184,8 @@ class Loop:
         self.bus.emit("plan", text=plan.content)
         self.plan = PlanTracker(plan_steps(task, plan.content))
         self.task_files = files_named(task)
+        details = {step.file: step.detail for step in self.plan.steps if step.file}
+        self.repairs = Repairs(self.context.workspace.root, self.task_files, details)
         self._append(Message("user", self.plan.first_prompt()))
         self.protected_messages = len(self.messages)
 
@@ -165,6 +195,8 @@ class Loop:
             self._append(message)
         self.totals.steps = state.steps
         self.protected_messages = min(PLAN_MESSAGES, len(state.messages))
+        self.task_files = files_named(state.task)
+        self.repairs = Repairs(self.context.workspace.root, self.task_files)
         self._tell(render_prompt("resume", status=state.status))
 
     def _append(self, message: Message) -> None:
@@ -234,8 +266,15 @@ class Loop:
 
     def _step(self) -> RunResult | None:
         """Take one engine reply and run its calls. Returns the result when the run ends in this step."""
-        allowed = self.plan.allowed_tools(self.context.workspace.root)
-        reply = self._reply(tool_choice=self.settings.tool_choice, allowed_tools=allowed)
+        if self.repair is not None and self.repair.direct:
+            return self._repair_in_block(self.repair)
+        if self.repair is not None:
+            allowed = self.repair.allowed_tools
+        else:
+            allowed = self.plan.allowed_tools(self.context.workspace.root)
+        # A repair requests a sentence on the cause before the call, which a required call would cut off.
+        tool_choice = "auto" if self.repair is not None else self.settings.tool_choice
+        reply = self._reply(tool_choice=tool_choice, allowed_tools=allowed)
         return self._handle_calls(reply)
 
     def _handle_calls(self, reply: Reply) -> RunResult | None:
@@ -258,9 +297,23 @@ class Loop:
         finish = next((result for _, result in outcomes if result.finished), None)
         if finish is not None:
             return self._finish(finish)
-        if note := self.plan.advance(outcomes):
+        note = self.plan.advance(outcomes)
+        if self._checks_due():
+            return self._check_work(ALL_CHECKS_PASSED, asked=False, note=note)
+        if note:
             self._tell(note)
         return self._check_stuck(outcomes, [problem.message for problem in reply.parsed.problems])
+
+    def _checks_due(self) -> bool:
+        """Tell whether the loop verifies now, unasked: every step that writes a file the task names is
+        done (written without a reported error), the files are there and one changed since the last check."""
+        return (
+            self.verify is not None
+            and bool(self.task_files)
+            and self.changed_since_verify
+            and self.plan.files_done
+            and not missing_files(self.context.workspace.root, self.task_files)
+        )
 
     def _run_calls(self, step: int, calls: Sequence[ToolCall], changed: list[str]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -285,15 +338,24 @@ class Loop:
             filled.append((call, result))
         return filled
 
-    def _receive_content(self, step: int, call: ToolCall, path: str) -> ToolResult:
-        reply = self._reply(tool_choice="none", end_after_code_block=True, same_step=True)
+    def _receive_content(self, step: int, call: ToolCall, path: str, direct: bool = False) -> ToolResult:
+        """Write the file `call` names with the code block of the next reply. `direct` means the content
+        was asked for without a call from the model (a repair in blocks mode): that reply is a new step."""
+        reply = self._reply(tool_choice="none", end_after_code_block=True, same_step=not direct)
+        step = self.totals.steps
+        if direct:
+            self.totals.tool_calls += 1
+            self.bus.emit("tool_call", step=step, id=call.id, name=call.name, arguments=call.arguments)
         truncated = reply.finish_reason == "length"
         # A call instead of the content is not the file: it is neither run nor written.
         answered_with_call = bool(reply.tool_calls or reply.parsed.problems) and "```" not in reply.text
         content = None if truncated or answered_with_call else extract_file_content(reply.text)
+        if content is not None and is_call_text(content):
+            # A call in a code block is no more the file than a bare one.
+            answered_with_call, content = True, None
         if content is None:
             unclosed = not truncated and not answered_with_call and "```" in reply.text
-            message = render_prompt("content_missing", path=path, truncated=truncated, unclosed=unclosed)
+            message = render_prompt("content_missing", path=path, truncated=truncated, unclosed=unclosed, direct=direct)
             result = ToolResult(message, "no content written", ok=False)
         else:
             result = self.tools.write_content(call, content, self.context)
@@ -301,6 +363,29 @@ class Loop:
         self._emit_result(step, call, result, seconds=0.0)
         self._tell(result.output)
         return result
+
+    def _repair_in_block(self, repair: RepairPlan) -> RunResult | None:
+        """Run one repair step in blocks mode: the reply contains the file the failing check is about."""
+        call = ToolCall(WRITE_TOOL, {"path": repair.path}, f"repair_{self.totals.steps + 1}")
+        changed: list[str] = []
+        try:
+            result = self._receive_content(self.totals.steps, call, repair.path, direct=True)
+            changed = list(result.changed)
+        finally:
+            self._checkpoint(self.totals.steps, changed, [call])
+        self.changed_since_verify = self.changed_since_verify or bool(changed)
+        if self.interrupt.requested:
+            return RunResult("interrupted", INTERRUPTED)
+        if changed and not result.ok and self.flawed_writes < MAX_FLAWED_WRITES:
+            # The model has just heard what is wrong with the file (a placeholder, a syntax error) and
+            # writes it again in this repair, as in a normal step, instead of starting a new one.
+            self.flawed_writes += 1
+            self._tell(render_prompt("rewrite_in_block", path=repair.path))
+            return None
+        self.flawed_writes = 0
+        if self._checks_due():
+            return self._check_work(ALL_CHECKS_PASSED, asked=False)
+        return None
 
     def _run_call(self, step: int, call: ToolCall, seen: set[str]) -> ToolResult:
         self.totals.tool_calls += 1
@@ -350,10 +435,10 @@ class Loop:
             return RunResult("stuck", f"Stopped: the model repeated {step.action} {REPEATS_BEFORE_STOP} times in a row.")
         return None
 
-    def _checkpoint(self, step: int, changed: list[str], calls: Sequence[ToolCall]) -> None:
+    def _checkpoint(self, step: int, changed: list[str], calls: Sequence[ToolCall], summary: str = "") -> None:
         if not changed or self.committer is None:
             return
-        summary = ", ".join(f"{call.name} {call.arguments.get('path', '')}".strip() for call in calls)
+        summary = summary or ", ".join(f"{call.name} {call.arguments.get('path', '')}".strip() for call in calls)
         checkpoint = self.committer.commit_step(step, changed, summary)
         self.bus.emit("checkpoint", step=step, **checkpoint)
 
@@ -361,17 +446,53 @@ class Loop:
         summary = finish.data.get("summary", finish.display)
         if self._finish_rejected():
             return None
-        if self.verify is None:
+        if self.verify is None or (self.verify_rounds and not self.changed_since_verify and not self.last_failure):
+            # No checks, or they passed and no file changed since.
             return RunResult("finished", summary)
+        return self._check_work(summary, asked=True)
 
-        verification = self._verify()
+    def _check_work(self, summary: str, *, asked: bool, note: str = "") -> RunResult | None:
+        """Verify the files. On success the run ends, otherwise the model gets a message on how to go on.
+
+        `asked` is True when the model called finish. A check the loop makes unasked ends the run
+        only when passing it means the task is done. Otherwise the model gets the plan's `note` and goes on.
+        """
+        verification = self._verify(quiet=not asked)
         if verification.passed:
-            return RunResult("finished", summary)
+            if verification.conclusive or asked:
+                self.repair = None
+                return RunResult("finished", summary)
+            if note:
+                self._tell(note)
+            return None
         rounds_left = MAX_VERIFY_ROUNDS - self.verify_rounds
         if rounds_left <= 0:
+            # The run ends here, and _run puts back the best version of each file.
             return RunResult("checks_failed", f"Checks still failing after {MAX_VERIFY_ROUNDS} rounds: {verification.failure}")
-        self._tell(render_prompt("checks_failed", failure=verification.failure, rounds_left=rounds_left))
+        self.repair = self.repairs.plan(verification, blocks=self._writes_in_blocks())
+        if self.repair is None:
+            self._tell(render_prompt("checks_failed", failure=verification.failure, rounds_left=rounds_left))
+            return None
+        self._start_repair(self.repair)
         return None
+
+    def _writes_in_blocks(self) -> bool:
+        """Tell whether write_file takes a file's content from the reply after the call (blocks write mode)."""
+        tool = self.tools.get(WRITE_TOOL)
+        return tool is not None and "content" not in tool.parameters.get("properties", {})
+
+    def _start_repair(self, repair: RepairPlan) -> None:
+        """Go back to the task and plan, and ask for the one file to fix."""
+        if repair.restored:
+            self.bus.emit("notice", text=f"checks got worse; put back the better version of {', '.join(repair.restored)}")
+            self._checkpoint(self.totals.steps, repair.restored, [], summary="put back the best version so far")
+        self.bus.emit("repair", path=repair.path, round=self.verify_rounds)
+        keep = min(REPAIR_KEEPS_MESSAGES, len(self.messages))
+        del self.messages[keep:]
+        self.bus.emit("rewind", length=keep)
+        self._append(Message("user", repair.prompt))
+        self.protected_messages = len(self.messages)
+        self.stuck = StuckDetector()
 
     def _finish_rejected(self) -> bool:
         """Tell the model why finish cannot be accepted yet, if so: named files missing, or nothing changed."""
@@ -382,18 +503,25 @@ class Loop:
             self.bus.emit("notice", text=f"finish rejected: {', '.join(missing)} not written yet")
             self._tell(render_prompt("files_missing", files=missing))
             return True
-        if self.verify is not None and not self.changed_since_verify:
+        if self.verify is not None and not self.changed_since_verify and self.last_failure:
             # The same files would fail the same checks, so verifying again would only use up a round.
             self.bus.emit("notice", text="finish rejected: no file changed since the checks failed")
             self._tell(render_prompt("nothing_changed", failure=self.last_failure))
             return True
         return False
 
-    def _verify(self) -> Verification:
+    def _verify(self, quiet: bool = False) -> Verification:
+        """Run the verifier. With `quiet`, a verification that checked nothing is not reported."""
         verification = self.verify()
+        if not verification.checked:
+            # Nothing was checked (no tests yet), so this round neither counts nor marks the files verified.
+            if not quiet:
+                self.bus.emit("verification", passed=True, failure="", round=self.verify_rounds, details=verification.details)
+            return verification
         self.verify_rounds += 1
         self.changed_since_verify = False
         self.last_failure = verification.failure
+        self._last_verification = verification
         self.bus.emit(
             "verification",
             passed=verification.passed,

@@ -110,6 +110,11 @@ class PlanTracker:
     def step(self) -> PlanStep | None:
         return self.steps[self.current] if self.current < len(self.steps) else None
 
+    @property
+    def files_done(self) -> bool:
+        """Tell whether every step that writes a file has done its work."""
+        return all(index < self.current for index, step in enumerate(self.steps) if step.file)
+
     def first_prompt(self) -> str:
         step = self.step
         return render_prompt("start_work", step=step.text if step else "", detail=step.detail if step else "")

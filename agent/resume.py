@@ -41,11 +41,14 @@ def load_resume(workspace: Workspace, run_id: str) -> ResumeState:
 
 
 def _recorded_messages(events: list[dict]) -> list[Message]:
-    """Return the conversation from the "message" events; a later event at the same index replaces the earlier."""
+    """Return the conversation from the "message" events; a later event at the same index replaces the
+    earlier, and a "rewind" event drops every message from its length on."""
     by_index: dict[int, Message] = {}
     for event in events:
         if event.get("event") == "message":
             by_index[event["index"]] = Message.from_dict(event["message"])
+        elif event.get("event") == "rewind":
+            by_index = {index: message for index, message in by_index.items() if index < event["length"]}
     return [by_index[index] for index in sorted(by_index)]
 
 

@@ -144,6 +144,10 @@ class ScreenRenderer:
         else:
             self.console.print(f"[red]✗ checks failed:[/red] {escape(short(data['failure'], 300))}")
 
+    def _on_repair(self, data: dict[str, Any]) -> None:
+        self._end_stream()
+        self.console.print(f"[yellow]→ fixing {escape(data['path'])}: the conversation starts again from the task and plan[/yellow]")
+
     def _on_run_end(self, data: dict[str, Any]) -> None:
         self._end_stream()
         self.console.print(summary_table(data))

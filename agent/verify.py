@@ -26,12 +26,32 @@ _SECTION_END = re.compile(r"^(_{3,} .+ _{3,}|={3,}.*)$")
 
 
 @dataclass
+class CheckOutcome:
+    """One check of a verification: its message for the model when it failed, the workspace files it
+    is about (most likely culprit first), and how much of it passed (0 to 1, None when it cannot tell)."""
+
+    name: str
+    passed: bool
+    message: str = ""
+    files: list[str] = field(default_factory=list)
+    progress: float | None = None
+
+
+@dataclass
 class Verification:
-    """The outcome of checking the work: `failure` is the first failing check's short message."""
+    """The outcome of checking the work: `failure` is the first failing check's short message.
+
+    `outcomes` lists each check the verifier ran. `checked` is False when there was nothing to check.
+    `conclusive` is True when passing means the task is done (a task's acceptance checks), not only
+    that no test fails.
+    """
 
     passed: bool
     failure: str = ""
     details: dict = field(default_factory=dict)
+    outcomes: list[CheckOutcome] = field(default_factory=list)
+    checked: bool = True
+    conclusive: bool = True
 
 
 Verifier = Callable[[], Verification]
@@ -41,13 +61,33 @@ def default_verifier(context: ToolContext) -> Verifier:
     """Return a verifier that runs the workspace's Python tests with pytest; with no test files it passes."""
 
     def verify() -> Verification:
-        tests = find_python_tests(context.workspace.root)
+        root = context.workspace.root
+        tests = find_python_tests(root)
         if not tests:
-            return Verification(True, details={"tests": 0})
+            return Verification(True, details={"tests": 0}, checked=False, conclusive=False)
         result = context.sandbox.run(PYTEST_COMMAND, timeout=TEST_TIMEOUT_SECONDS)
-        return judge_pytest(result.exit_code, result.output, len(tests))
+        verification = judge_pytest(result.exit_code, result.output, len(tests))
+        test_names = {path.relative_to(root).as_posix() for path in tests}
+        files = [name for name in files_in_text(verification.failure, root) if name not in test_names]
+        verification.outcomes = [CheckOutcome("tests", verification.passed, verification.failure, files)]
+        # The model's own tests passing does not show the task is done, only that nothing it tested fails.
+        verification.conclusive = False
+        return verification
 
     return verify
+
+
+def files_in_text(text: str, root: Path) -> list[str]:
+    """Return the workspace files a text names by relative path, in the order they first appear."""
+    found: list[tuple[int, str]] = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".") and name not in SKIPPED_FOLDERS]
+        for name in files:
+            relative = Path(folder, name).relative_to(root).as_posix()
+            match = re.search(rf"(?<![\w.-]){re.escape(relative)}(?![\w-])", text)
+            if match:
+                found.append((match.start(), relative))
+    return [name for _, name in sorted(found)]
 
 
 def find_python_tests(root: Path) -> list[Path]:

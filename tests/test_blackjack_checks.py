@@ -111,7 +111,8 @@ def test_replay_rebuilds_game_through_agent(tmp_path, browser_available):
     attempt = report.tasks[0].attempts[0]
     assert report.exit_code == 0, report.tasks[0].first_failure
     assert attempt.metrics.status == "finished"
-    assert attempt.metrics.tool_calls == 4
+    # The loop checks the files as soon as both exist, so the run ends before the replay's last calls.
+    assert attempt.metrics.tool_calls == 2
     workspace = Path(attempt.workspace)
     assert (workspace / "index.html").read_text() == (EXAMPLE / "reference" / "index.html").read_text()
 

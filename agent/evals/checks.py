@@ -7,24 +7,29 @@ commands. Run evals of untrusted models inside a container.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.evals.command_check import run_command_check
 from agent.evals.page import run_page_check
 from agent.evals.pytest_check import run_pytest_check
-from agent.evals.tasks import Check, Task
+from agent.evals.tasks import Check, CheckFailure, PageCheck, PytestCheck, Task
 
 logger = logging.getLogger(__name__)
 
 # The message fed back to the model is one failure, cut to this many characters, never the whole output.
 MAX_MESSAGE_CHARS = 600
 
-# Each runner returns None when the check passed, or a short message that states what is wrong.
-CheckRunner = Callable[[Any, Path], "str | None"]
+# Folders whose files no check is about.
+_SKIPPED_PARTS = frozenset({".git", ".gemma-agent", "__pycache__", "node_modules"})
+
+# Each runner returns None when the check passed, or a short message that states what is wrong
+# (a CheckFailure when it can also tell how much of the check passed).
+CheckRunner = Callable[[Any, Path], "CheckFailure | str | None"]
 _RUNNERS: dict[str, CheckRunner] = {
     "pytest": run_pytest_check,
     "page": run_page_check,
@@ -41,6 +46,10 @@ class CheckResult:
     passed: bool
     message: str
     seconds: float
+    # The share of the check's own tests that passed: 1.0 when it passed, 0.0 when it cannot tell.
+    progress: float = 0.0
+    # The workspace files the check runs or reads, so a failure can be traced to the file to fix.
+    files: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -82,14 +91,43 @@ def run_checks(task: Task, workspace: Path | str, *, stop_at_first_failure: bool
 def run_check(check: Check, workspace: Path) -> CheckResult:
     """Run one check; the model's mistakes become a failed result, our own failures raise."""
     started = time.monotonic()
-    message = _RUNNERS[check.kind](check, workspace)
+    outcome = _RUNNERS[check.kind](check, workspace)
     seconds = time.monotonic() - started
-    if message is None:
+    files = check_files(check, workspace)
+    if outcome is None:
         logger.info("check %s passed in %.1f s", check.name, seconds)
-        return CheckResult(check.name, check.kind, True, "", seconds)
+        return CheckResult(check.name, check.kind, True, "", seconds, 1.0, files)
 
-    logger.info("check %s failed in %.1f s: %s", check.name, seconds, message)
-    return CheckResult(check.name, check.kind, False, shorten(message), seconds)
+    failure = outcome if isinstance(outcome, CheckFailure) else CheckFailure(outcome)
+    logger.info("check %s failed in %.1f s: %s", check.name, seconds, failure.message)
+    return CheckResult(check.name, check.kind, False, shorten(failure.message), seconds, failure.progress, files)
+
+
+def check_files(check: Check, workspace: Path) -> list[str]:
+    """Return the workspace files a check is about: its page, or the files its test or command names.
+
+    A name counts when the check's text spells the file's path or, for Python, imports its module.
+    """
+    if isinstance(check, PageCheck):
+        return [check.page]
+    if isinstance(check, PytestCheck):
+        try:
+            text = check.path.read_text(encoding="utf-8")
+        except OSError:
+            return []
+    else:
+        text = check.command
+    found = []
+    for path in sorted(workspace.rglob("*")):
+        relative = path.relative_to(workspace)
+        if not path.is_file() or _SKIPPED_PARTS.intersection(relative.parts):
+            continue
+        names = [relative.as_posix()]
+        if path.suffix == ".py":
+            names.append(".".join(relative.with_suffix("").parts))
+        if any(re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text) for name in names):
+            found.append(relative.as_posix())
+    return found
 
 
 def shorten(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:

@@ -17,6 +17,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import threading
@@ -28,7 +29,7 @@ from typing import Any
 import agent
 from agent.errors import UsageError
 from agent.evals.process import run_process
-from agent.evals.tasks import PageCheck
+from agent.evals.tasks import CheckFailure, PageCheck
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ACTION_TIMEOUT_MS = 5_000
+# A failed page check's progress is n / (n + this), n being the page calls its script made before
+# failing. The page's random numbers are seeded, so a page that fails later in the script came closer.
+PROGRESS_HALF_CALLS = 20
+# A source line quoted with an error is cut to this many characters.
+MAX_QUOTED_LINE = 120
 LOAD_TIMEOUT_MS = 30_000
 
 # mulberry32: a small seeded generator, installed before the page's own scripts run.
@@ -61,7 +67,7 @@ SEEDED_RANDOM_SCRIPT = """
 """
 
 
-def run_page_check(check: PageCheck, workspace: Path) -> str | None:
+def run_page_check(check: PageCheck, workspace: Path) -> CheckFailure | str | None:
     """Return None when the page loaded cleanly and the script's check(page) passed, else the first problem."""
     if not (workspace / check.page).is_file():
         return f"{check.page} was not found in the workspace."
@@ -76,11 +82,17 @@ def run_page_check(check: PageCheck, workspace: Path) -> str | None:
         raise RuntimeError(f"the page check process failed without a result: {result.output[-2000:]}")
     if outcome.get("usage_error"):
         raise UsageError(outcome["usage_error"])
-    return outcome.get("failure")
+    if outcome.get("failure") is None:
+        return None
+    calls = int(outcome.get("calls") or 0)
+    return CheckFailure(outcome["failure"], progress=calls / (calls + PROGRESS_HALF_CALLS))
 
 
-def check_page(workspace: Path, page_path: str, script_path: Path, seed: int) -> str | None:
-    """Open the page in Chromium and run the script's check(page); this is the child process's work."""
+def check_page(workspace: Path, page_path: str, script_path: Path, seed: int) -> tuple[str | None, int]:
+    """Open the page in Chromium and run the script's check(page), in the child process.
+
+    Returns the failure (None when the check passed) and how many page calls the script made.
+    """
     script = _load_script(script_path)
     sync_playwright, playwright_error = _import_playwright()
 
@@ -88,23 +100,46 @@ def check_page(workspace: Path, page_path: str, script_path: Path, seed: int) ->
     with _serve(workspace) as base_url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = _open_page(browser, f"{base_url}/{page_path}", seed, browser_errors)
+            source = _PageSource(workspace, page_path)
+            page = _CountingPage(_open_page(browser, f"{base_url}/{page_path}", seed, browser_errors, source))
             failure = _run_script(script, page, playwright_error)
         except playwright_error as error:
+            page = None
             failure = f"the browser could not open {page_path}: {_first_line(str(error))}"
         finally:
             browser.close()
 
+    calls = page.calls if page is not None else 0
     if browser_errors:
-        return browser_errors[0]
-    return failure
+        return browser_errors[0], calls
+    return failure, calls
+
+
+class _CountingPage:
+    """A Playwright page that counts the calls a check script makes on it."""
+
+    def __init__(self, page: Any):
+        self._page = page
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._page, name)
+        if not callable(value):
+            return value
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return value(*args, **kwargs)
+
+        return counted
 
 
 def main(argv: list[str]) -> None:
     """Child process entry: print one JSON line with the failure (null when the check passed)."""
     workspace, page_path, script_path, seed = argv
     try:
-        outcome = {"failure": check_page(Path(workspace), page_path, Path(script_path), int(seed))}
+        failure, calls = check_page(Path(workspace), page_path, Path(script_path), int(seed))
+        outcome = {"failure": failure, "calls": calls}
     except UsageError as error:
         outcome = {"usage_error": str(error)}
     print(json.dumps(outcome))
@@ -153,19 +188,53 @@ def _import_playwright() -> tuple[Any, type[Exception]]:
     return sync_playwright, Error
 
 
-def _open_page(browser: Any, url: str, seed: int, browser_errors: list[str]) -> Any:
+class _PageSource:
+    """The page's own lines, to quote the line an error happened on."""
+
+    def __init__(self, workspace: Path, page_path: str):
+        self.page_path = page_path
+        self.location = re.compile(rf"/{re.escape(page_path)}:(\d+)(?::\d+)?")
+        try:
+            self.lines = (workspace / page_path).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            self.lines = []
+
+    def where(self, line_number: int | None) -> str:
+        """Return " (page line N: <code>)" for a line of the page, or "" when the line is unknown."""
+        if not line_number or line_number > len(self.lines):
+            return ""
+        code = self.lines[line_number - 1].strip()[:MAX_QUOTED_LINE]
+        return f" ({self.page_path} line {line_number}: {code})"
+
+    def where_in_stack(self, stack: str) -> str:
+        match = self.location.search(stack or "")
+        return self.where(int(match.group(1))) if match else ""
+
+
+def _open_page(browser: Any, url: str, seed: int, browser_errors: list[str], source: _PageSource) -> Any:
     page = browser.new_page()
     page.set_default_timeout(ACTION_TIMEOUT_MS)
-    page.on("console", lambda message: _note_console(message, browser_errors))
-    page.on("pageerror", lambda error: browser_errors.append(f"JavaScript error on the page: {_first_line(str(error))}"))
+    page.on("console", lambda message: _note_console(message, browser_errors, source))
+    page.on("pageerror", lambda error: _note_page_error(error, browser_errors, source))
     page.add_init_script(SEEDED_RANDOM_SCRIPT % seed)
     page.goto(url, wait_until="load", timeout=LOAD_TIMEOUT_MS)
     return page
 
 
-def _note_console(message: Any, browser_errors: list[str]) -> None:
-    if message.type == "error":
-        browser_errors.append(f"the browser console shows an error: {_first_line(message.text)}")
+def _note_page_error(error: Any, browser_errors: list[str], source: _PageSource) -> None:
+    where = source.where_in_stack(getattr(error, "stack", "") or "")
+    browser_errors.append(f"JavaScript error on the page: {_first_line(str(error))}{where}")
+
+
+def _note_console(message: Any, browser_errors: list[str], source: _PageSource) -> None:
+    if message.type != "error":
+        return
+    location = message.location or {}
+    where = ""
+    if str(location.get("url", "")).endswith("/" + source.page_path):
+        # Playwright counts lines from 0 here.
+        where = source.where(int(location.get("lineNumber", -1)) + 1)
+    browser_errors.append(f"the browser console shows an error: {_first_line(message.text)}{where}")
 
 
 def _run_script(script: ModuleType, page: Any, playwright_error: type[Exception]) -> str | None:

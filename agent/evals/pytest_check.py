@@ -16,13 +16,14 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from agent.evals.process import run_process
-from agent.evals.tasks import PytestCheck
+from agent.evals.tasks import CheckFailure, PytestCheck
 
 OUTPUT_TAIL_LINES = 5
 
 
-def run_pytest_check(check: PytestCheck, workspace: Path) -> str | None:
-    """Return None when every test passed, else the first failing test and its assertion message."""
+def run_pytest_check(check: PytestCheck, workspace: Path) -> CheckFailure | str | None:
+    """Return None when every test passed, else the first failing test and its assertion message,
+    with the share of tests that passed."""
     with tempfile.TemporaryDirectory(prefix="gemma-agent-check-") as folder:
         folder_path = Path(folder)
         test_file = folder_path / check.path.name
@@ -52,7 +53,7 @@ def _environment(workspace: Path) -> dict[str, str]:
     return env
 
 
-def _first_failure(junit: Path) -> str | None:
+def _first_failure(junit: Path) -> CheckFailure | None:
     """Read the first failed or erroring test from pytest's JUnit XML report."""
     try:
         root = ElementTree.parse(junit).getroot()
@@ -68,7 +69,7 @@ def _first_failure(junit: Path) -> str | None:
     summary = f"{case.get('name')}: {_problem_line(problem)}"
     if len(cases) > 1:
         summary += f" ({len(failed)} of {len(cases)} tests failed)"
-    return summary
+    return CheckFailure(summary, progress=(len(cases) - len(failed)) / len(cases))
 
 
 def _problem_line(problem: ElementTree.Element) -> str:

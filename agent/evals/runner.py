@@ -150,14 +150,25 @@ def session_runner(
 
 
 def task_verifier(task: Task, workspace: Path) -> Callable[[], Any]:
-    """Return a loop verifier that runs the task's checks and reports the first failure in short."""
+    """Return a loop verifier that runs all the task's checks and reports the first failure in short."""
     from agent.verify import Verification
 
     def verify() -> Verification:
-        report = run_checks(task, workspace, stop_at_first_failure=True)
-        return Verification(report.passed, "" if report.passed else report.feedback(), report.to_dict())
+        report = run_checks(task, workspace)
+        outcomes = [_outcome(result) for result in report.results]
+        return Verification(report.passed, "" if report.passed else report.feedback(), report.to_dict(), outcomes)
 
     return verify
+
+
+def _outcome(result: Any) -> Any:
+    from agent.verify import CheckOutcome
+
+    # A file the message names is the likelier culprit among those the check is about.
+    named = [name for name in result.files if name in result.message]
+    files = named + [name for name in result.files if name not in named]
+    message = "" if result.passed else f"Check {result.name!r} failed: {result.message}"
+    return CheckOutcome(result.name, result.passed, message, files, 1.0 if result.passed else result.progress)
 
 
 def _run_agent(task: Task, workspace: Path, run_one: RunOne) -> tuple[Any, str]:

@@ -87,6 +87,14 @@ Check = PytestCheck | PageCheck | CommandCheck
 
 
 @dataclass(frozen=True)
+class CheckFailure:
+    """A failed check's message, and how much of the check passed (0 to 1) when the check can tell."""
+
+    message: str
+    progress: float = 0.0
+
+
+@dataclass(frozen=True)
 class Task:
     """One eval task: what the user types, the limits of the run and the checks that decide success."""
 

@@ -91,7 +91,7 @@ def expect_new_round(page, when, seen):
     state = expect_scores(page, when, seen)
     for hand in HANDS:
         count = len(state[hand])
-        assert count == 2, f"#{hand}-cards shows {count} cards {when}; each hand must start with two"
+        assert count == 2, f'#{hand}-cards holds {count} elements with class="card" {when}; each hand must start with two cards'
 
     naturals = [hand for hand in HANDS if hand_value(state[hand]) == BLACKJACK]
     if state["hit"] or state["stand"]:

@@ -1,0 +1,272 @@
+"""Repairs: the loop checks the task's files once they exist, and fixes a failing file from a fresh prompt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.config import Settings
+from agent.engines.scripted import ScriptedEngine
+from agent.events import EventBus
+from agent.loop import ALL_CHECKS_PASSED, Loop, Verification
+from agent.verify import CheckOutcome
+from agent.repair import MAX_STALLED_REPAIRS, Repairs
+from agent.resume import _recorded_messages
+from agent.sandbox import Sandbox
+from agent.tool import ToolContext, ToolSet
+from agent.workspace import Workspace
+from tools.files import EditFile, ReadFile, WriteFile, WriteFileFromBlock
+from tools.finish import Finish
+
+PLAN = {"text": "1. Write calc.py\n2. Check it"}
+TASK = "Write calc.py with add(a, b)."
+
+
+def call(name: str, **arguments) -> dict:
+    return {"tool_calls": [{"name": name, "arguments": arguments}]}
+
+
+class RecordingEngine(ScriptedEngine):
+    """A scripted engine that also keeps the options and the last message of each prompt."""
+
+    def __init__(self, replies):
+        super().__init__(replies)
+        self.prompts: list[dict] = []
+
+    def reply(self, messages, tools, **options):
+        self.prompts.append({"last": messages[-1].content, "count": len(messages), **options})
+        return super().reply(messages, tools, **options)
+
+
+def make_loop(tmp_path: Path, replies: list[dict], verify, writer=None):
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create()
+    context = ToolContext(workspace, Sandbox(workspace.root), Settings(temperature=0.2))
+    events = []
+    engine = RecordingEngine(replies)
+    tools = ToolSet([ReadFile(), writer or WriteFile(), EditFile(), Finish()])
+    loop = Loop(engine, tools, context, EventBus(events.append), verify=verify)
+    return loop, workspace, events, engine
+
+
+def verifier(outcomes):
+    iterator = iter(outcomes)
+    return lambda: next(iterator)
+
+
+def failing(message: str, progress: float, path: str = "calc.py") -> Verification:
+    return Verification(False, message, outcomes=[CheckOutcome("logic", False, message, [path], progress)])
+
+
+def passing() -> Verification:
+    return Verification(True, outcomes=[CheckOutcome("logic", True, "", ["calc.py"], 1.0)])
+
+
+def test_checks_pass_once_file_written(tmp_path):
+    replies = [PLAN, call("write_file", path="calc.py", content="def add(a, b):\n    return a + b\n")]
+    loop, _, events, _ = make_loop(tmp_path, replies, verifier([passing()]))
+
+    result = loop.run(TASK)
+
+    assert result.status == "finished"
+    assert result.summary == ALL_CHECKS_PASSED
+    assert [event.data["passed"] for event in events if event.kind == "verification"] == [True]
+
+
+def test_failed_check_starts_fresh_repair(tmp_path):
+    replies = [
+        PLAN,
+        call("write_file", path="calc.py", content="def add(a, b):\n    return a - b\n"),
+        call("write_file", path="calc.py", content="def add(a, b):\n    return a + b\n"),
+    ]
+    checks = [failing("test_add: add(1, 2) returned -1, expected 3", 0.5), passing()]
+    loop, workspace, events, engine = make_loop(tmp_path, replies, verifier(checks))
+
+    result = loop.run(TASK)
+
+    assert result.status == "finished"
+    repair_prompt = engine.prompts[2]
+    # System prompt, task with plan request, plan, then the repair prompt alone.
+    assert repair_prompt["count"] == 4
+    assert "return a - b" in repair_prompt["last"]
+    assert "add(1, 2) returned -1, expected 3" in repair_prompt["last"]
+    assert "First say in one sentence which line causes this" in repair_prompt["last"]
+    assert repair_prompt["allowed_tools"] == ["write_file"]
+    assert repair_prompt["tool_choice"] == "auto"
+    assert [event.data["path"] for event in events if event.kind == "repair"] == ["calc.py"]
+    assert (workspace.root / "calc.py").read_text().endswith("a + b\n")
+
+
+def test_worse_rewrite_undone_then_afresh(tmp_path):
+    first = "def add(a, b):\n    return a - b\n"
+    replies = [
+        PLAN,
+        call("write_file", path="calc.py", content=first),
+        call("write_file", path="calc.py", content="def add(a, b) return\n"),
+        call("write_file", path="calc.py", content="def add(a, b):\n    return a + b\n"),
+    ]
+    checks = [
+        failing("add(1, 2) returned -1, expected 3", 0.5),
+        failing("SyntaxError: invalid syntax (calc.py, line 1)", 0.0),
+        passing(),
+    ]
+    loop, workspace, events, engine = make_loop(tmp_path, replies, verifier(checks))
+
+    result = loop.run(TASK)
+
+    assert result.status == "finished"
+    second_repair = engine.prompts[3]
+    # A failure that survived a repair is asked for afresh, without the file a small model would copy
+    # or the failure it would misread.
+    assert second_repair["last"].startswith("Write calc.py again from the start.")
+    assert "return a - b" not in second_repair["last"]
+    assert "returned -1" not in second_repair["last"]
+    assert (workspace.root / "calc.py").read_text().endswith("a + b\n")
+    notices = [event.data["text"] for event in events if event.kind == "notice"]
+    assert any("better version of calc.py" in text for text in notices)
+
+
+def test_blocks_repair_takes_reply_block(tmp_path):
+    replies = [
+        PLAN,
+        call("write_file", path="calc.py"),
+        {"text": "```python\ndef add(a, b):\n    return a - b\n```"},
+        {"text": "The return line subtracts; it must add.\n```python\ndef add(a, b):\n    return a + b\n```"},
+    ]
+    checks = [failing("add(1, 2) returned -1, expected 3", 0.5), passing()]
+    loop, workspace, events, engine = make_loop(tmp_path, replies, verifier(checks), writer=WriteFileFromBlock())
+
+    result = loop.run(TASK)
+
+    assert result.status == "finished"
+    assert (workspace.root / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
+    repair_prompt = engine.prompts[3]
+    assert repair_prompt["tool_choice"] == "none"
+    assert "Write the whole corrected calc.py in one code block" in repair_prompt["last"]
+    written = [event.data for event in events if event.kind == "tool_call"]
+    assert [call["arguments"]["path"] for call in written] == ["calc.py", "calc.py"]
+    assert result.totals.steps == 3
+
+
+def test_restore_best_file_exact_bytes(tmp_path):
+    (tmp_path / "calc.py").write_bytes(b"x = 1\r\n")
+    repairs = Repairs(tmp_path, ["calc.py"])
+    repairs.plan(failing("x is 1", 0.5))
+    (tmp_path / "calc.py").write_bytes(b"broken(\n")
+
+    repair = repairs.plan(failing("SyntaxError", 0.0))
+
+    assert repair.restored == ["calc.py"]
+    assert (tmp_path / "calc.py").read_bytes() == b"x = 1\r\n"
+
+
+def test_repairs_surviving_failure_asks_afresh(tmp_path):
+    (tmp_path / "calc.py").write_text("x = 1\n")
+    repairs = Repairs(tmp_path, ["calc.py"])
+
+    prompts = [repairs.plan(failing("same failure", 0.5)).prompt for _ in range(2)]
+
+    assert "x = 1" in prompts[0]
+    assert "same failure" in prompts[0]
+    assert "x = 1" not in prompts[1]
+    assert "same failure" not in prompts[1]
+    assert "x = 1" in repairs.plan(failing("a new failure", 0.6)).prompt
+
+
+def test_repairs_stalled_file_yields_turn(tmp_path):
+    (tmp_path / "logic.py").write_text("x = 1\n")
+    (tmp_path / "page.html").write_text("<p>\n")
+    repairs = Repairs(tmp_path, ["logic.py", "page.html"])
+    both = Verification(False, "logic fails", outcomes=[
+        CheckOutcome("logic", False, "logic fails", ["logic.py"], 0.5),
+        CheckOutcome("page", False, "page fails", ["page.html"], 0.0),
+    ])
+
+    chosen = [repairs.plan(both).path for _ in range(MAX_STALLED_REPAIRS + 2)]
+
+    assert chosen[:MAX_STALLED_REPAIRS + 1] == ["logic.py"] * (MAX_STALLED_REPAIRS + 1)
+    assert chosen[-1] == "page.html"
+
+
+def test_unblamed_failure_stays_in_conversation(tmp_path):
+    replies = [PLAN, call("write_file", path="calc.py", content="x = 1\n"), call("write_file", path="calc.py", content="x = 2\n")]
+    checks = [Verification(False, "the server did not start"), Verification(True)]
+    loop, _, events, engine = make_loop(tmp_path, replies, verifier(checks))
+
+    result = loop.run(TASK)
+
+    assert result.status == "finished"
+    assert not [event for event in events if event.kind == "repair"]
+    assert "the server did not start" in engine.prompts[2]["last"]
+
+
+def test_resume_drops_rewound_messages():
+    message = {"role": "user", "content": "x"}
+    events = [
+        {"event": "message", "index": 0, "message": message},
+        {"event": "message", "index": 1, "message": message},
+        {"event": "message", "index": 2, "message": message},
+        {"event": "rewind", "length": 1},
+        {"event": "message", "index": 1, "message": {"role": "user", "content": "repair"}},
+    ]
+
+    messages = _recorded_messages(events)
+
+    assert [m.content for m in messages] == ["x", "repair"]
+
+
+def test_repair_rewrites_broken_write_first(tmp_path):
+    replies = [
+        PLAN,
+        call("write_file", path="calc.py"),
+        {"text": "```python\ndef add(a, b):\n    return a - b\n```"},
+        {"text": "```python\ndef add(a, b) return a + b\n```"},
+        {"text": "```python\ndef add(a, b):\n    return a + b\n```"},
+    ]
+    checks = [failing("add(1, 2) returned -1, expected 3", 0.5), passing()]
+    loop, workspace, events, engine = make_loop(tmp_path, replies, verifier(checks), writer=WriteFileFromBlock())
+
+    result = loop.run(TASK)
+
+    assert result.status == "finished"
+    # The syntax error was reported in the same repair, which went on without going back to the task.
+    assert engine.prompts[4]["count"] == engine.prompts[3]["count"] + 2
+    assert "syntax error" in engine.prompts[4]["last"]
+    assert len([event for event in events if event.kind == "verification"]) == 2
+
+
+def test_stopped_run_keeps_best_files(tmp_path, monkeypatch):
+    monkeypatch.setattr("agent.loop.MAX_VERIFY_ROUNDS", 2)
+    replies = [
+        PLAN,
+        call("write_file", path="calc.py", content="def add(a, b):\n    return a - b\n"),
+        call("write_file", path="calc.py", content="def add(a, b):\n    return None\n"),
+    ]
+    checks = [failing("add(1, 2) returned -1, expected 3", 0.5), failing("add(1, 2) returned None, expected 3", 0.0)]
+    loop, workspace, events, _ = make_loop(tmp_path, replies, verifier(checks))
+
+    result = loop.run(TASK)
+
+    assert result.status == "checks_failed"
+    assert (workspace.root / "calc.py").read_text().endswith("return a - b\n")
+    notices = [event.data["text"] for event in events if event.kind == "notice"]
+    assert any("put back the best version of calc.py" in text for text in notices)
+
+
+def test_repair_ignores_fenced_call(tmp_path):
+    fenced_call = '```json\n{"name": "write_file", "arguments": {"path": "calc.py", "content": "x"}}\n```'
+    replies = [
+        PLAN,
+        call("write_file", path="calc.py"),
+        {"text": "```python\ndef add(a, b):\n    return a - b\n```"},
+        {"text": fenced_call},
+        {"text": "```python\ndef add(a, b):\n    return a + b\n```"},
+    ]
+    checks = [failing("add(1, 2) returned -1, expected 3", 0.5), passing()]
+    loop, workspace, events, engine = make_loop(tmp_path, replies, verifier(checks), writer=WriteFileFromBlock())
+
+    result = loop.run(TASK)
+
+    assert result.status == "finished"
+    assert (workspace.root / "calc.py").read_text().endswith("return a + b\n")
+    displays = [event.data["display"] for event in events if event.kind == "tool_result"]
+    assert "no content written" in displays
