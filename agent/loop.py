@@ -305,13 +305,14 @@ class Loop:
         return self._check_stuck(outcomes, [problem.message for problem in reply.parsed.problems])
 
     def _checks_due(self) -> bool:
-        """Tell whether the loop verifies now, unasked: every step that writes a file the task names is
-        done (written without a reported error), the files are there and one changed since the last check."""
+        """Tell whether the loop verifies now, unasked: a file changed since the last check, the files
+        the task names are there, and either every step that writes one is done (written without a
+        reported error) or a repair is under way."""
         return (
             self.verify is not None
             and bool(self.task_files)
             and self.changed_since_verify
-            and self.plan.files_done
+            and (self.plan.files_done or self.repair is not None)
             and not missing_files(self.context.workspace.root, self.task_files)
         )
 

@@ -6,13 +6,15 @@ shown what the task says about that file, then writes the file again in full. A 
 needs no search text, and a short fresh prompt keeps a small model from drowning in its own earlier
 versions.
 
-The first repair of a failure is targeted: it shows the file and the failure and asks for one
-sentence on the cause before the fix. When the failure survives it, later repairs ask for the file
-afresh, without the file or the failure. Both choices were measured with Qwen2.5-Coder-1.5B on the
-Blackjack logic: shown its file, it copied it back with the bug in 8 of 8 tries (temperature 0.2
-and 0.7); asked afresh it wrote a passing file in 2 of 8 tries at temperature 0.2, but in 0 of 7
-when the prompt also held the failure, which it misread (it dropped the rank the failure named).
-Fresh attempts at temperature 0.7 passed in 1 of 30, so the temperature stays as configured.
+The first repair of a failure is targeted: it shows the file and the failure (and where the model
+writes with a write_file call, requests one sentence on the cause first; in the blocks write mode
+that sentence tended to become a one-line code block, taken as the file). When the failure survives,
+later repairs request the file afresh, without the file or the failure. Both choices were measured with Qwen2.5-Coder-1.5B on the
+Blackjack logic. Shown its file, it kept the bug in all 22 tries (temperature 0.2 and 0.7), mostly
+copying the file back unchanged. Asked afresh, it wrote a passing file in 2 of 8 tries at
+temperature 0.2, but in 0 of 7 when the prompt also quoted the failure, which it misread (it
+dropped the rank the failure named). Fresh tries at temperature 0.7 passed in 1 of 30, so the
+temperature stays as configured.
 
 Each verification is compared, file by file, with the best so far (the checks about a file, each
 counted by the share of it that passed): a rewrite that scores lower is undone, so fresh attempts

@@ -270,3 +270,27 @@ def test_repair_ignores_fenced_call(tmp_path):
     assert (workspace.root / "calc.py").read_text().endswith("return a + b\n")
     displays = [event.data["display"] for event in events if event.kind == "tool_result"]
     assert "no content written" in displays
+
+
+def test_repair_checks_again_when_plan_step_unfinished(tmp_path):
+    broken = {"text": "```python\ndef add(a, b) return a + b\n```"}
+    replies = [
+        PLAN,
+        call("write_file", path="calc.py"),
+        broken,
+        call("finish", summary="done"),
+        broken,
+        broken,
+        broken,
+        {"text": "```python\ndef add(a, b):\n    return a + b\n```"},
+    ]
+    syntax_error = failing("SyntaxError: invalid syntax (calc.py, line 1)", 0.0)
+    checks = [syntax_error, syntax_error, passing()]
+    loop, workspace, events, _ = make_loop(tmp_path, replies, verifier(checks), writer=WriteFileFromBlock())
+
+    result = loop.run(TASK)
+
+    # The plan's write step never finished, yet each repair ends with the checks run again.
+    assert result.status == "finished"
+    assert len([event for event in events if event.kind == "verification"]) == 3
+    assert [event.data["path"] for event in events if event.kind == "repair"] == ["calc.py", "calc.py"]
