@@ -89,7 +89,6 @@ class Loop:
         self.verify_rounds = 0
         self.repairs = Repairs(context.workspace.root, [])
         self.repair: RepairPlan | None = None
-        self._last_verification = Verification(True)
         # Writes in a row, within one repair, that the write tool found broken (a syntax error, a placeholder).
         self.flawed_writes = 0
         # Compaction never touches the first messages: the system prompt, and the task and plan of a run.
@@ -137,13 +136,13 @@ class Loop:
         """Before a run stops with failing checks, put back each file whose best version scored higher."""
         if self.verify is None or not self.repairs.best:
             return
-        verification = self._verify(quiet=True) if self.changed_since_verify else None
-        if verification is not None and verification.passed:
+        # Checked again even when no tool reported a change: a command may have changed or deleted a file.
+        verification = self._verify(quiet=True)
+        if verification.passed:
             return
-        restored = self.repairs.settle(verification or self._last_verification)
+        restored = self.repairs.settle(verification, self._editable_files())
         if restored:
-            self.bus.emit("notice", text=f"the run stops; put back the best version of {', '.join(restored)}")
-            self._checkpoint(self.totals.steps, restored, [], summary="put back the best version so far")
+            self._put_back(restored, "the run stops; put back the best version of")
 
     def _stop_before_step(self, started: float) -> RunResult | None:
         if self.interrupt.requested:
@@ -196,6 +195,8 @@ class Loop:
         self.totals.steps = state.steps
         self.protected_messages = min(PLAN_MESSAGES, len(state.messages))
         self.task_files = files_named(state.task)
+        # NOTE: a run stopped during a repair goes on as a normal step: the repair's best versions and
+        # its reply form (in blocks mode, a code block with no call first) are not saved, so they are lost.
         self.repairs = Repairs(self.context.workspace.root, self.task_files)
         self._tell(render_prompt("resume", status=state.status))
 
@@ -305,9 +306,11 @@ class Loop:
         return self._check_stuck(outcomes, [problem.message for problem in reply.parsed.problems])
 
     def _checks_due(self) -> bool:
-        """Tell whether the loop verifies now, unasked: a file changed since the last check, the files
-        the task names are there, and either every step that writes one is done (written without a
-        reported error) or a repair is under way."""
+        """Tell whether the loop verifies now, unasked.
+
+        That is when a file changed since the last check and the files the task names are there. Also,
+        either every step that writes one is done (written without a reported error) or a repair is on.
+        """
         return (
             self.verify is not None
             and bool(self.task_files)
@@ -460,8 +463,8 @@ class Loop:
         """
         verification = self._verify(quiet=not asked)
         if verification.passed:
+            self.repair = None
             if verification.conclusive or asked:
-                self.repair = None
                 return RunResult("finished", summary)
             if note:
                 self._tell(note)
@@ -470,12 +473,26 @@ class Loop:
         if rounds_left <= 0:
             # The run ends here, and _run puts back the best version of each file.
             return RunResult("checks_failed", f"Checks still failing after {MAX_VERIFY_ROUNDS} rounds: {verification.failure}")
-        self.repair = self.repairs.plan(verification, blocks=self._writes_in_blocks())
+        self.repair, restored = self.repairs.plan(verification, self._editable_files(), blocks=self._writes_in_blocks())
+        if restored:
+            self._put_back(restored, "checks got worse; put back the better version of")
+            if self.repair is None:
+                # With the better versions back, no file is to blame: check them again.
+                return self._check_work(summary, asked=asked, note=note)
         if self.repair is None:
             self._tell(render_prompt("checks_failed", failure=verification.failure, rounds_left=rounds_left))
             return None
         self._start_repair(self.repair)
         return None
+
+    def _editable_files(self) -> set[str]:
+        """Return the files a repair may change or put back: those the task names or this run wrote."""
+        return set(self.task_files) | set(self.totals.files_written)
+
+    def _put_back(self, restored: list[str], notice: str) -> None:
+        self.bus.emit("notice", text=f"{notice} {', '.join(restored)}")
+        self._checkpoint(self.totals.steps, restored, [], summary="put back the best version so far")
+        self.changed_since_verify = True
 
     def _writes_in_blocks(self) -> bool:
         """Tell whether write_file takes a file's content from the reply after the call (blocks write mode)."""
@@ -484,9 +501,6 @@ class Loop:
 
     def _start_repair(self, repair: RepairPlan) -> None:
         """Go back to the task and plan, and ask for the one file to fix."""
-        if repair.restored:
-            self.bus.emit("notice", text=f"checks got worse; put back the better version of {', '.join(repair.restored)}")
-            self._checkpoint(self.totals.steps, repair.restored, [], summary="put back the best version so far")
         self.bus.emit("repair", path=repair.path, round=self.verify_rounds)
         keep = min(REPAIR_KEEPS_MESSAGES, len(self.messages))
         del self.messages[keep:]
@@ -522,7 +536,6 @@ class Loop:
         self.verify_rounds += 1
         self.changed_since_verify = False
         self.last_failure = verification.failure
-        self._last_verification = verification
         self.bus.emit(
             "verification",
             passed=verification.passed,

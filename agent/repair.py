@@ -60,7 +60,6 @@ class RepairPlan:
     path: str
     prompt: str
     allowed_tools: list[str] | None
-    restored: list[str] = field(default_factory=list)
     # The reply to the prompt contains the file in a code block, with no call first (blocks write mode).
     direct: bool = False
 
@@ -76,21 +75,23 @@ class Repairs:
         self.last_failure: dict[str, str] = {}
         self.stalled: dict[str, int] = {}
 
-    def plan(self, verification: Verification, blocks: bool = False) -> RepairPlan | None:
-        """Record a failed verification and return the repair it calls for, or None when no file is to blame.
+    def plan(
+        self, verification: Verification, editable: set[str], blocks: bool = False
+    ) -> tuple[RepairPlan | None, list[str]]:
+        """Record a failed verification; return the repair it calls for (None when no file is to blame)
+        and the files put back.
 
-        A file that scores lower than its best version is put back first, and its repair is of the
-        best version's failure. With `blocks`, the model replies with the file's content in a code
-        block (the blocks write mode). Otherwise it calls write_file.
+        Only `editable` files are repaired or put back: those the task names or the run wrote, never
+        the user's own files. A file that scores lower than its best version is put back first, and
+        its repair is of the best version's failure. With `blocks`, the model replies with the file's
+        content in a code block (the blocks write mode). Otherwise it calls write_file.
         """
-        failures = self._failures(verification)
-        restored, worse = self._keep_best(verification.outcomes, failures)
+        failures = self._failures(verification, editable)
+        restored, worse = self._keep_best(verification.outcomes, failures, editable)
         path = self._choose(failures)
-        if not path:
-            return None
-        content = self._text(path)
+        content = self._text(path) if path else None
         if content is None:
-            return None
+            return None, restored
         failure = failures[path]
         if path in worse or failure == self.last_failure.get(path):
             self.stalled[path] = self.stalled.get(path, 0) + 1
@@ -118,15 +119,15 @@ class Repairs:
             how=reply_form,
         )
         allowed = [WRITE_TOOL] if rewrite else None
-        return RepairPlan(path, prompt, allowed, restored, direct=reply_form == "block")
+        return RepairPlan(path, prompt, allowed, direct=reply_form == "block"), restored
 
-    def settle(self, verification: Verification) -> list[str]:
+    def settle(self, verification: Verification, editable: set[str]) -> list[str]:
         """Put back each file whose best version scored higher than it does now; return those put back."""
-        restored, _ = self._keep_best(verification.outcomes, self._failures(verification))
+        restored, _ = self._keep_best(verification.outcomes, self._failures(verification, editable), editable)
         return restored
 
-    def _failures(self, verification: Verification) -> dict[str, str]:
-        """Map each file a failing check is about to that check's message, in the checks' order."""
+    def _failures(self, verification: Verification, editable: set[str]) -> dict[str, str]:
+        """Map each editable text file a failing check is about to that check's message, in the checks' order."""
         failures: dict[str, str] = {}
         outcomes = verification.outcomes or [CheckOutcome("checks", False, verification.failure)]
         for outcome in outcomes:
@@ -134,11 +135,13 @@ class Repairs:
                 continue
             files = outcome.files or [name for name in self.task_files if name in outcome.message]
             for name in files:
-                if name not in failures and (self.root / name).is_file():
+                if name not in failures and name in editable and self._text(name) is not None:
                     failures[name] = outcome.message
         return failures
 
-    def _keep_best(self, outcomes: list[CheckOutcome], failures: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    def _keep_best(
+        self, outcomes: list[CheckOutcome], failures: dict[str, str], editable: set[str]
+    ) -> tuple[list[str], dict[str, str]]:
         """Put back each file that scores lower than its best version; remember each that scores as well or better.
 
         Returns the files put back, and for each the failure its worse version had. `failures` is
@@ -146,7 +149,7 @@ class Repairs:
         """
         restored: list[str] = []
         worse: dict[str, str] = {}
-        for name in dict.fromkeys(name for outcome in outcomes for name in outcome.files):
+        for name in dict.fromkeys(name for outcome in outcomes for name in outcome.files if name in editable):
             about = [outcome for outcome in outcomes if name in outcome.files]
             if any(outcome.progress is None for outcome in about):
                 continue
@@ -184,7 +187,11 @@ class Repairs:
                 return False
         except OSError:
             pass
-        path.write_bytes(content)
+        try:
+            path.write_bytes(content)
+        except OSError as error:
+            logger.warning("could not put back the best version of %s: %s", name, error)
+            return False
         logger.info("checks about %s scored lower than before; put back its best version", name)
         return True
 

@@ -150,12 +150,12 @@ def test_blocks_repair_takes_reply_block(tmp_path):
 def test_restore_best_file_exact_bytes(tmp_path):
     (tmp_path / "calc.py").write_bytes(b"x = 1\r\n")
     repairs = Repairs(tmp_path, ["calc.py"])
-    repairs.plan(failing("x is 1", 0.5))
+    repairs.plan(failing("x is 1", 0.5), {"calc.py"})
     (tmp_path / "calc.py").write_bytes(b"broken(\n")
 
-    repair = repairs.plan(failing("SyntaxError", 0.0))
+    _, restored = repairs.plan(failing("SyntaxError", 0.0), {"calc.py"})
 
-    assert repair.restored == ["calc.py"]
+    assert restored == ["calc.py"]
     assert (tmp_path / "calc.py").read_bytes() == b"x = 1\r\n"
 
 
@@ -163,13 +163,13 @@ def test_repairs_surviving_failure_asks_afresh(tmp_path):
     (tmp_path / "calc.py").write_text("x = 1\n")
     repairs = Repairs(tmp_path, ["calc.py"])
 
-    prompts = [repairs.plan(failing("same failure", 0.5)).prompt for _ in range(2)]
+    prompts = [repairs.plan(failing("same failure", 0.5), {"calc.py"})[0].prompt for _ in range(2)]
 
     assert "x = 1" in prompts[0]
     assert "same failure" in prompts[0]
     assert "x = 1" not in prompts[1]
     assert "same failure" not in prompts[1]
-    assert "x = 1" in repairs.plan(failing("a new failure", 0.6)).prompt
+    assert "x = 1" in repairs.plan(failing("a new failure", 0.6), {"calc.py"})[0].prompt
 
 
 def test_repairs_stalled_file_yields_turn(tmp_path):
@@ -181,7 +181,7 @@ def test_repairs_stalled_file_yields_turn(tmp_path):
         CheckOutcome("page", False, "page fails", ["page.html"], 0.0),
     ])
 
-    chosen = [repairs.plan(both).path for _ in range(MAX_STALLED_REPAIRS + 2)]
+    chosen = [repairs.plan(both, {"logic.py", "page.html"})[0].path for _ in range(MAX_STALLED_REPAIRS + 2)]
 
     assert chosen[:MAX_STALLED_REPAIRS + 1] == ["logic.py"] * (MAX_STALLED_REPAIRS + 1)
     assert chosen[-1] == "page.html"
@@ -241,7 +241,9 @@ def test_stopped_run_keeps_best_files(tmp_path, monkeypatch):
         call("write_file", path="calc.py", content="def add(a, b):\n    return a - b\n"),
         call("write_file", path="calc.py", content="def add(a, b):\n    return None\n"),
     ]
-    checks = [failing("add(1, 2) returned -1, expected 3", 0.5), failing("add(1, 2) returned None, expected 3", 0.0)]
+    worse = failing("add(1, 2) returned None, expected 3", 0.0)
+    # The last check runs as the run stops, in case a command changed a file unseen.
+    checks = [failing("add(1, 2) returned -1, expected 3", 0.5), worse, worse]
     loop, workspace, events, _ = make_loop(tmp_path, replies, verifier(checks))
 
     result = loop.run(TASK)
@@ -294,3 +296,59 @@ def test_repair_checks_again_when_plan_step_unfinished(tmp_path):
     assert result.status == "finished"
     assert len([event for event in events if event.kind == "verification"]) == 3
     assert [event.data["path"] for event in events if event.kind == "repair"] == ["calc.py", "calc.py"]
+
+
+def test_repairs_leave_user_files_alone(tmp_path):
+    (tmp_path / "input.txt").write_text("one\ntwo\nthree\n")
+    repairs = Repairs(tmp_path, ["count.py"])
+    blamed = Verification(False, "input.txt has 2 lines", outcomes=[CheckOutcome("tests", False, "input.txt", ["input.txt"], 0.5)])
+
+    repair, restored = repairs.plan(blamed, {"count.py"})
+
+    assert repair is None
+    assert restored == []
+    assert not repairs.best
+
+
+def test_repairs_skip_binary_files(tmp_path):
+    (tmp_path / "out.bin").write_bytes(b"\xff\xfe")
+    (tmp_path / "gen.py").write_text("x = 1\n")
+    repairs = Repairs(tmp_path, ["gen.py"])
+    blamed = Verification(False, "out.bin is wrong", outcomes=[CheckOutcome("run", False, "wrong", ["out.bin", "gen.py"], 0.0)])
+
+    repair, _ = repairs.plan(blamed, {"gen.py", "out.bin"})
+
+    assert repair.path == "gen.py"
+
+
+def test_put_back_alone_checks_again_and_finishes(tmp_path):
+    replies = [
+        {"text": "1. Write a.py\n2. Write b.py"},
+        call("write_file", path="a.py", content="print('A')\n"),
+        call("write_file", path="b.py", content="print('X')\n"),
+        {"tool_calls": [
+            {"name": "write_file", "arguments": {"path": "a.py", "content": "print('Z')\n"}},
+            {"name": "write_file", "arguments": {"path": "b.py", "content": "print('B')\n"}},
+        ]},
+    ]
+
+    def outcome(name, text):
+        passed = text == name.upper()
+        return CheckOutcome(name, passed, "" if passed else f"{name}.py printed {text}", [f"{name}.py"], 1.0 if passed else 0.0)
+
+    def verify():
+        printed_a = (workspace_root / "a.py").read_text()[7]
+        printed_b = (workspace_root / "b.py").read_text()[7]
+        outcomes = [outcome("a", printed_a), outcome("b", printed_b)]
+        failed = [item.message for item in outcomes if not item.passed]
+        return Verification(not failed, failed[0] if failed else "", outcomes=outcomes)
+
+    loop, workspace, events, _ = make_loop(tmp_path, replies, verify)
+    workspace_root = workspace.root
+
+    result = loop.run("Write a.py, which prints A, and b.py, which prints B.")
+
+    assert result.status == "finished"
+    assert (workspace.root / "a.py").read_text() == "print('A')\n"
+    notices = [event.data["text"] for event in events if event.kind == "notice"]
+    assert any("better version of a.py" in text for text in notices)
