@@ -25,7 +25,17 @@ def context(tmp_path):
 
 
 def test_python_error_names_line():
-    assert syntax_problem(Path("a.py"), "x = 1\ndef f(:\n") == "Python syntax error at line 2: invalid syntax."
+    assert syntax_problem(Path("a.py"), "x = 1\ndef f(:\n") == "Python syntax error at line 2: invalid syntax in `def f(:`."
+
+
+def test_python_unterminated_string_names_line_and_cause():
+    content = "import re\nwords = re.findall(r'[a-z]+(?:'[a-z]+)*', text)\n"
+
+    problem = syntax_problem(Path("a.py"), content)
+
+    assert problem.startswith("Python syntax error at line 2: unterminated string literal")
+    assert "in `words = re.findall(r'[a-z]+(?:'[a-z]+)*', text)`" in problem
+    assert "a quote character inside the string ends it early" in problem
     assert syntax_problem(Path("a.py"), "x = 1\n") == ""
 
 

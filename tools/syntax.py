@@ -67,11 +67,24 @@ def _syntax_error(path: Path, content: str) -> str:
     return ""
 
 
+# Quoted with a syntax error: the line, cut to this many characters.
+MAX_QUOTED_LINE = 120
+# A hint for the syntax errors small models repeat most when only the message is shown.
+_PYTHON_HINTS = {
+    "unterminated string literal": "a quote character inside the string ends it early, or its closing quote is missing",
+}
+
+
 def _python_problem(content: str) -> str:
     try:
         ast.parse(content)
     except SyntaxError as error:
-        return f"Python syntax error at line {error.lineno}: {error.msg}."
+        message = f"Python syntax error at line {error.lineno}: {error.msg}"
+        lines = content.splitlines()
+        if error.lineno and 0 < error.lineno <= len(lines) and lines[error.lineno - 1].strip():
+            message += f" in `{lines[error.lineno - 1].strip()[:MAX_QUOTED_LINE]}`"
+        hint = next((text for start, text in _PYTHON_HINTS.items() if error.msg.startswith(start)), "")
+        return f"{message} ({hint})." if hint else f"{message}."
     return ""
 
 
