@@ -19,7 +19,7 @@ from agent.engines.base import Engine, Reply
 from agent.errors import AgentError, ScriptExhausted
 from agent.events import EventBus
 from agent.interrupt import InterruptFlag
-from agent.plan import PlanTracker, files_named, missing_files, plan_steps
+from agent.plan import MAX_RESTRICTED_REPLIES, PlanTracker, files_named, missing_files, plan_steps
 from agent.prompts import render_prompt
 from agent.repair import WRITE_TOOL, RepairPlan, Repairs
 from agent.resume import NOT_RUN_RESULT, ResumeState
@@ -32,7 +32,8 @@ __all__ = ["Loop", "RunResult", "RunTotals", "StepCommitter", "Verification", "V
 
 logger = logging.getLogger(__name__)
 
-# Each repair is one round. The step and time limits usually end a run that cannot pass before this.
+# Each check run is one round: after each repair, and the loop's own checks. The step and time limits
+# usually end a run that cannot pass before this.
 MAX_VERIFY_ROUNDS = 40
 MAX_MISSING_FILE_REJECTIONS = 2
 MAX_FLAWED_WRITES = 2
@@ -83,6 +84,8 @@ class Loop:
         self.task_files: list[str] = []
         self.changed_since_verify = True
         self.last_failure = ""
+        self.last_passed = False
+        self.last_verification: Verification | None = None
         self.missing_file_rejections = 0
         self.messages: list[Message] = []
         self.totals = RunTotals()
@@ -91,6 +94,8 @@ class Loop:
         self.repair: RepairPlan | None = None
         # Writes in a row, within one repair, that the write tool found broken (a syntax error, a placeholder).
         self.flawed_writes = 0
+        # Replies so far in the current repair.
+        self.repair_replies = 0
         # Compaction never touches the first messages: the system prompt, and the task and plan of a run.
         self.protected_messages = 1
 
@@ -126,18 +131,22 @@ class Loop:
                 return stop
             finished = self._step()
             if finished is not None:
-                if finished.status in ("stuck", "checks_failed"):
+                if finished.status == "checks_failed":
+                    # The checks have just run on these files.
+                    self._keep_best_files(self.last_verification)
+                elif finished.status == "stuck":
                     self._keep_best_files()
                 return finished
         self._keep_best_files()
         return RunResult("max_steps", f"Stopped after {self.settings.max_steps} steps, the step limit.")
 
-    def _keep_best_files(self) -> None:
+    def _keep_best_files(self, verification: Verification | None = None) -> None:
         """Before a run stops with failing checks, put back each file whose best version scored higher."""
         if self.verify is None or not self.repairs.best:
             return
-        # Checked again even when no tool reported a change: a command may have changed or deleted a file.
-        verification = self._verify(quiet=True)
+        if verification is None:
+            # Checked again even when no tool reported a change: a command may have changed or deleted a file.
+            verification = self._verify(quiet=True)
         if verification.passed:
             return
         restored = self.repairs.settle(verification, self._editable_files())
@@ -270,7 +279,10 @@ class Loop:
         if self.repair is not None and self.repair.direct:
             return self._repair_in_block(self.repair)
         if self.repair is not None:
-            allowed = self.repair.allowed_tools
+            # Like a plan step's, the limit holds for a few replies only, so a model that does not write
+            # the file can still call finish.
+            self.repair_replies += 1
+            allowed = self.repair.allowed_tools if self.repair_replies <= MAX_RESTRICTED_REPLIES else None
         else:
             allowed = self.plan.allowed_tools(self.context.workspace.root)
         # A repair requests a sentence on the cause before the call, which a required call would cut off.
@@ -300,22 +312,24 @@ class Loop:
             return self._finish(finish)
         note = self.plan.advance(outcomes)
         if self._checks_due():
-            return self._check_work(ALL_CHECKS_PASSED, asked=False, note=note)
+            finished = self._check_work(ALL_CHECKS_PASSED, asked=False, note=note)
+            if finished is not None:
+                return finished
+            note = ""
         if note:
             self._tell(note)
         return self._check_stuck(outcomes, [problem.message for problem in reply.parsed.problems])
 
     def _checks_due(self) -> bool:
-        """Tell whether the loop verifies now, unasked.
-
-        That is when a file changed since the last check and the files the task names are there. Also,
-        either every step that writes one is done (written without a reported error) or a repair is on.
-        """
+        """Tell whether the loop verifies now, unasked: a file changed since the last check, and either
+        a repair is on or every step that writes a file the task names is done and the files are there."""
+        if self.verify is None or not self.changed_since_verify:
+            return False
+        if self.repair is not None:
+            return True
         return (
-            self.verify is not None
-            and bool(self.task_files)
-            and self.changed_since_verify
-            and (self.plan.files_done or self.repair is not None)
+            bool(self.task_files)
+            and self.plan.files_done
             and not missing_files(self.context.workspace.root, self.task_files)
         )
 
@@ -388,8 +402,10 @@ class Loop:
             return None
         self.flawed_writes = 0
         if self._checks_due():
-            return self._check_work(ALL_CHECKS_PASSED, asked=False)
-        return None
+            finished = self._check_work(ALL_CHECKS_PASSED, asked=False)
+            if finished is not None:
+                return finished
+        return self._check_stuck([(call, result)], [])
 
     def _run_call(self, step: int, call: ToolCall, seen: set[str]) -> ToolResult:
         self.totals.tool_calls += 1
@@ -450,7 +466,7 @@ class Loop:
         summary = finish.data.get("summary", finish.display)
         if self._finish_rejected():
             return None
-        if self.verify is None or (self.verify_rounds and not self.changed_since_verify and not self.last_failure):
+        if self.verify is None or (self.verify_rounds and not self.changed_since_verify and self.last_passed):
             # No checks, or they passed and no file changed since.
             return RunResult("finished", summary)
         return self._check_work(summary, asked=True)
@@ -508,6 +524,7 @@ class Loop:
         self._append(Message("user", repair.prompt))
         self.protected_messages = len(self.messages)
         self.stuck = StuckDetector()
+        self.repair_replies = 0
 
     def _finish_rejected(self) -> bool:
         """Tell the model why finish cannot be accepted yet, if so: named files missing, or nothing changed."""
@@ -518,7 +535,7 @@ class Loop:
             self.bus.emit("notice", text=f"finish rejected: {', '.join(missing)} not written yet")
             self._tell(render_prompt("files_missing", files=missing))
             return True
-        if self.verify is not None and not self.changed_since_verify and self.last_failure:
+        if self.verify is not None and not self.changed_since_verify and not self.last_passed:
             # The same files would fail the same checks, so verifying again would only use up a round.
             self.bus.emit("notice", text="finish rejected: no file changed since the checks failed")
             self._tell(render_prompt("nothing_changed", failure=self.last_failure))
@@ -536,6 +553,8 @@ class Loop:
         self.verify_rounds += 1
         self.changed_since_verify = False
         self.last_failure = verification.failure
+        self.last_passed = verification.passed
+        self.last_verification = verification
         self.bus.emit(
             "verification",
             passed=verification.passed,

@@ -1,25 +1,24 @@
 """Fixing failed checks one file at a time, keeping the best version of each file seen so far.
 
 Once the files a task names are written, the loop runs the checks itself. A failure that points at
-one file starts a repair: the conversation goes back to the task and the plan, and the model is
-shown what the task says about that file, then writes the file again in full. A whole-file rewrite
-needs no search text, and a short fresh prompt keeps a small model from drowning in its own earlier
-versions.
+one file starts a repair: the conversation goes back to the task and the plan, the model gets the
+task's paragraph about that file, then writes the file again in full. A whole-file rewrite needs no
+search text, and a short fresh prompt keeps a small model from drowning in its own earlier versions.
 
-The first repair of a failure is targeted: it shows the file and the failure (and where the model
-writes with a write_file call, requests one sentence on the cause first; in the blocks write mode
-that sentence tended to become a one-line code block, taken as the file). When the failure survives,
-later repairs request the file afresh, without the file or the failure. Both choices were measured with Qwen2.5-Coder-1.5B on the
-Blackjack logic. Shown its file, it kept the bug in all 22 tries (temperature 0.2 and 0.7), mostly
-copying the file back unchanged. Asked afresh, it wrote a passing file in 2 of 8 tries at
-temperature 0.2, but in 0 of 7 when the prompt also quoted the failure, which it misread (it
-dropped the rank the failure named). Fresh tries at temperature 0.7 passed in 1 of 30, so the
-temperature stays as configured.
+The first repair of a failure is targeted: it shows the file and the failure. Where the model
+writes with a write_file call, it also requests one sentence on the cause first. In the blocks write
+mode that sentence tended to become a one-line code block, taken as the file, so it is not requested
+there. When a repair does not raise the file's score, later repairs request the file afresh,
+without the file or the failure. Both choices were measured with Qwen2.5-Coder-1.5B on the Blackjack
+logic. Shown its file, it kept the bug in all 22 tries (temperature 0.2 and 0.7), mostly copying the
+file back unchanged. Asked afresh, it wrote a passing file in 2 of 8 tries at temperature 0.2, but
+in 0 of 7 when the prompt also quoted the failure, which it misread (it dropped the rank the failure
+named). Fresh tries at temperature 0.7 passed in 1 of 30, so the temperature stays as configured.
 
 Each verification is compared, file by file, with the best so far (the checks about a file, each
-counted by the share of it that passed): a rewrite that scores lower is undone, so fresh attempts
-act as a search that never loses ground. A file whose failure survives several repairs in a row
-gives the next failing file its turn.
+counted by the share of it that passed): a changed file that scores lower is put back, so fresh
+attempts act as a search that never loses ground. A file whose score does not rise over several
+repairs in a row gives the next failing file its turn.
 """
 
 from __future__ import annotations
@@ -29,16 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.prompts import render_prompt
-from agent.verify import CheckOutcome, Verification
+from agent.verify import CheckOutcome, Verification, mentions
 
 logger = logging.getLogger(__name__)
 
-# After this many repairs in a row that leave a file's failure as it was, another failing file gets a
-# turn, so one bug the model cannot fix does not keep it from the others.
+# After this many repairs in a row that do not raise a file's score, another failing file gets a turn,
+# so one bug the model cannot fix does not keep it from the others.
 MAX_STALLED_REPAIRS = 3
 # Above this many lines a file is repaired with any tool, since rewriting it whole costs too much.
 MAX_REWRITE_LINES = 400
-# The repair prompt shows a file in full only up to this size. The model reads a larger one with read_file.
+# The repair prompt shows a file in full only up to this size. A larger one is fixed with any tool.
 MAX_SHOWN_CHARS = 24_000
 WRITE_TOOL = "write_file"
 _FENCE_LANGUAGES = {".py": "python", ".html": "html", ".htm": "html", ".js": "javascript", ".css": "css", ".json": "json"}
@@ -72,7 +71,10 @@ class Repairs:
         self.task_files = task_files
         self.details = details or {}
         self.best: dict[str, Snapshot] = {}
-        self.last_failure: dict[str, str] = {}
+        # The file the last repair was about, and its score and failure before that repair.
+        self.last_target = ""
+        self.last_score: float | None = None
+        self.last_failure = ""
         self.stalled: dict[str, int] = {}
 
     def plan(
@@ -82,49 +84,47 @@ class Repairs:
         and the files put back.
 
         Only `editable` files are repaired or put back: those the task names or the run wrote, never
-        the user's own files. A file that scores lower than its best version is put back first, and
-        its repair is of the best version's failure. With `blocks`, the model replies with the file's
-        content in a code block (the blocks write mode). Otherwise it calls write_file.
+        the user's own files. When a file scores lower than its best version, it is put back and no
+        repair is planned: the files are to be checked again first. With `blocks`, the model replies
+        with the file's content in a code block (the blocks write mode). Otherwise it calls write_file.
         """
         failures = self._failures(verification, editable)
-        restored, worse = self._keep_best(verification.outcomes, failures, editable)
+        scores = self._scores(verification.outcomes, editable)
+        restored = self._keep_best(scores, failures)
+        if restored:
+            return None, restored
+        self._note_progress(scores, failures)
         path = self._choose(failures)
         content = self._text(path) if path else None
         if content is None:
-            return None, restored
+            return None, []
         failure = failures[path]
-        if path in worse or failure == self.last_failure.get(path):
-            self.stalled[path] = self.stalled.get(path, 0) + 1
-        else:
-            self.stalled[path] = 0
-        self.last_failure[path] = failure
+        self.last_target, self.last_score, self.last_failure = path, scores.get(path), failure
 
-        rewrite = content.count("\n") + 1 <= MAX_REWRITE_LINES
+        rewrite = content.count("\n") + 1 <= MAX_REWRITE_LINES and len(content) <= MAX_SHOWN_CHARS
         if not rewrite:
             reply_form = "edit"
         elif blocks:
             reply_form = "block"
         else:
             reply_form = "call"
-        targeted = self.stalled[path] == 0 or not rewrite
-        shown_content = content if targeted and len(content) <= MAX_SHOWN_CHARS else ""
+        targeted = self.stalled.get(path, 0) == 0 and rewrite
         prompt = render_prompt(
             "fix_file",
             path=path,
             failure=failure,
-            worse=worse.get(path, ""),
-            content=shown_content,
+            content=content if targeted else "",
             language=_FENCE_LANGUAGES.get(Path(path).suffix.lower(), ""),
             detail=self.details.get(path, ""),
             how=reply_form,
         )
         allowed = [WRITE_TOOL] if rewrite else None
-        return RepairPlan(path, prompt, allowed, direct=reply_form == "block"), restored
+        return RepairPlan(path, prompt, allowed, direct=reply_form == "block"), []
 
     def settle(self, verification: Verification, editable: set[str]) -> list[str]:
         """Put back each file whose best version scored higher than it does now; return those put back."""
-        restored, _ = self._keep_best(verification.outcomes, self._failures(verification, editable), editable)
-        return restored
+        failures = self._failures(verification, editable)
+        return self._keep_best(self._scores(verification.outcomes, editable), failures)
 
     def _failures(self, verification: Verification, editable: set[str]) -> dict[str, str]:
         """Map each editable text file a failing check is about to that check's message, in the checks' order."""
@@ -133,43 +133,52 @@ class Repairs:
         for outcome in outcomes:
             if outcome.passed:
                 continue
-            files = outcome.files or [name for name in self.task_files if name in outcome.message]
+            files = outcome.files or [name for name in self.task_files if mentions(outcome.message, name)]
             for name in files:
                 if name not in failures and name in editable and self._text(name) is not None:
                     failures[name] = outcome.message
         return failures
 
-    def _keep_best(
-        self, outcomes: list[CheckOutcome], failures: dict[str, str], editable: set[str]
-    ) -> tuple[list[str], dict[str, str]]:
-        """Put back each file that scores lower than its best version; remember each that scores as well or better.
-
-        Returns the files put back, and for each the failure its worse version had. `failures` is
-        updated to the best versions' failures.
-        """
-        restored: list[str] = []
-        worse: dict[str, str] = {}
+    def _scores(self, outcomes: list[CheckOutcome], editable: set[str]) -> dict[str, float | None]:
+        """Score each editable file: the sum over the checks about it of the share that passed (None when unscored)."""
+        scores: dict[str, float | None] = {}
         for name in dict.fromkeys(name for outcome in outcomes for name in outcome.files if name in editable):
-            about = [outcome for outcome in outcomes if name in outcome.files]
-            if any(outcome.progress is None for outcome in about):
-                continue
-            score = sum(outcome.progress for outcome in about)
-            best = self.best.get(name)
-            if best is not None and score < best.score:
-                if self._restore(name, best.content):
-                    restored.append(name)
-                worse[name] = failures.get(name, "")
-                failures[name] = best.failure
+            about = [outcome.progress for outcome in outcomes if name in outcome.files]
+            scores[name] = None if None in about else sum(about)
+        return scores
+
+    def _keep_best(self, scores: dict[str, float | None], failures: dict[str, str]) -> list[str]:
+        """Put back each changed file that scores lower than its best version; remember each that scores
+        as well or better. Returns the files put back."""
+        restored: list[str] = []
+        for name, score in scores.items():
+            if score is None:
                 continue
             try:
-                self.best[name] = Snapshot(score, failures.get(name, ""), (self.root / name).read_bytes())
+                content = (self.root / name).read_bytes()
             except OSError:
+                content = None
+            best = self.best.get(name)
+            if best is not None and score < best.score:
+                # A lower score with the same bytes comes from another file, which is put back instead.
+                if content != best.content and self._restore(name, best.content):
+                    restored.append(name)
                 continue
-        # A file put back fails as its best version did, which may be no failure at all.
-        for name in restored:
-            if not failures.get(name):
-                failures.pop(name, None)
-        return restored, worse
+            if content is not None:
+                self.best[name] = Snapshot(score, failures.get(name, ""), content)
+        return restored
+
+    def _note_progress(self, scores: dict[str, float | None], failures: dict[str, str]) -> None:
+        """Count the last repair as stalled when its file scores no higher (or, unscored, fails the same way)."""
+        name = self.last_target
+        if not name:
+            return
+        score = scores.get(name)
+        if score is not None and self.last_score is not None:
+            stalled = score <= self.last_score
+        else:
+            stalled = failures.get(name) == self.last_failure
+        self.stalled[name] = self.stalled.get(name, 0) + 1 if stalled else 0
 
     def _choose(self, failures: dict[str, str]) -> str:
         """Return the file to fix: the first failing one that has not stalled, or when all have, the first again."""

@@ -77,6 +77,15 @@ def default_verifier(context: ToolContext) -> Verifier:
     return verify
 
 
+def mentions(text: str, name: str) -> bool:
+    """Tell whether `text` names the file `name` as a whole word ("app.js" is not in "app.json")."""
+    return _mention(name).search(text) is not None
+
+
+def _mention(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w./-]){re.escape(name)}(?![\w-]|\.\w)")
+
+
 def files_in_text(text: str, root: Path) -> list[str]:
     """Return the workspace files a text names by relative path, in the order they first appear."""
     found: list[tuple[int, str]] = []
@@ -84,7 +93,7 @@ def files_in_text(text: str, root: Path) -> list[str]:
         subfolders[:] = [name for name in subfolders if not name.startswith(".") and name not in SKIPPED_FOLDERS]
         for name in files:
             relative = Path(folder, name).relative_to(root).as_posix()
-            match = re.search(rf"(?<![\w.-]){re.escape(relative)}(?![\w-])", text)
+            match = _mention(relative).search(text)
             if match:
                 found.append((match.start(), relative))
     return [name for _, name in sorted(found)]

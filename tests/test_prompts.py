@@ -8,7 +8,7 @@ import pytest
 from agent.chat.parse import parse_reply
 from agent.prompts import render_prompt, template_names
 
-SAMPLE_VARIABLES = {"task": "Build a game", "problems": ["Bad call."], "name": "write_file", "failure": "test failed", "rounds_left": 2, "tools": [], "tool_names": ["finish"], "action": "read_file path=\"a.txt\"", "times": 2, "status": "interrupted", "step": "Write game.py", "done": 1, "number": 2, "files": ["game.py"], "detail": "", "path": "a.py", "truncated": False, "unclosed": False, "content": "x = 1\n", "worse": "", "language": "python", "how": "block", "direct": False}
+SAMPLE_VARIABLES = {"task": "Build a game", "problems": ["Bad call."], "name": "write_file", "failure": "test failed", "rounds_left": 2, "tools": [], "tool_names": ["finish"], "action": "read_file path=\"a.txt\"", "times": 2, "status": "interrupted", "step": "Write game.py", "done": 1, "number": 2, "files": ["game.py"], "detail": "", "path": "a.py", "truncated": False, "unclosed": False, "content": "x = 1\n", "language": "python", "how": "block", "direct": False}
 
 
 def test_every_template_renders():

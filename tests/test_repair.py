@@ -104,11 +104,9 @@ def test_worse_rewrite_undone_then_afresh(tmp_path):
         call("write_file", path="calc.py", content="def add(a, b) return\n"),
         call("write_file", path="calc.py", content="def add(a, b):\n    return a + b\n"),
     ]
-    checks = [
-        failing("add(1, 2) returned -1, expected 3", 0.5),
-        failing("SyntaxError: invalid syntax (calc.py, line 1)", 0.0),
-        passing(),
-    ]
+    first_failure = failing("add(1, 2) returned -1, expected 3", 0.5)
+    # The third check runs after the better version was put back.
+    checks = [first_failure, failing("SyntaxError: invalid syntax (calc.py, line 1)", 0.0), first_failure, passing()]
     loop, workspace, events, engine = make_loop(tmp_path, replies, verifier(checks))
 
     result = loop.run(TASK)
@@ -181,10 +179,48 @@ def test_repairs_stalled_file_yields_turn(tmp_path):
         CheckOutcome("page", False, "page fails", ["page.html"], 0.0),
     ])
 
-    chosen = [repairs.plan(both, {"logic.py", "page.html"})[0].path for _ in range(MAX_STALLED_REPAIRS + 2)]
+    chosen = [repairs.plan(both, {"logic.py", "page.html"})[0].path for _ in range(MAX_STALLED_REPAIRS + 1)]
 
-    assert chosen[:MAX_STALLED_REPAIRS + 1] == ["logic.py"] * (MAX_STALLED_REPAIRS + 1)
+    assert chosen[:MAX_STALLED_REPAIRS] == ["logic.py"] * MAX_STALLED_REPAIRS
     assert chosen[-1] == "page.html"
+
+
+def test_repairs_count_progress_by_score(tmp_path):
+    (tmp_path / "calc.py").write_text("x = 1\n")
+    repairs = Repairs(tmp_path, ["calc.py"])
+
+    first, _ = repairs.plan(failing("first failure", 0.5), {"calc.py"})
+    # The message changed but the score did not: the repair did not help, so the next is fresh.
+    second, _ = repairs.plan(failing("another wording", 0.5), {"calc.py"})
+    third, _ = repairs.plan(failing("a better failure", 0.75), {"calc.py"})
+
+    assert "x = 1" in first.prompt
+    assert "x = 1" not in second.prompt
+    assert "x = 1" in third.prompt
+
+
+def test_repairs_blame_only_changed_file(tmp_path):
+    (tmp_path / "x.py").write_text("x = 1\n")
+    (tmp_path / "y.py").write_text("y = 1\n")
+    repairs = Repairs(tmp_path, ["x.py", "y.py"])
+    editable = {"x.py", "y.py"}
+    first = Verification(False, "b fails", outcomes=[
+        CheckOutcome("a", True, "", ["x.py", "y.py"], 1.0),
+        CheckOutcome("b", False, "b fails", ["y.py"], 0.0),
+    ])
+    repairs.plan(first, editable)
+    (tmp_path / "y.py").write_text("y = 2\n")
+    second = Verification(False, "a fails", outcomes=[
+        CheckOutcome("a", False, "a fails", ["x.py", "y.py"], 0.0),
+        CheckOutcome("b", False, "b fails", ["y.py"], 0.0),
+    ])
+
+    repair, restored = repairs.plan(second, editable)
+
+    # y.py changed and scores lower with it; x.py did not change, so it is neither put back nor blamed.
+    assert restored == ["y.py"]
+    assert repair is None
+    assert (tmp_path / "x.py").read_text() == "x = 1\n"
 
 
 def test_unblamed_failure_stays_in_conversation(tmp_path):
@@ -241,9 +277,7 @@ def test_stopped_run_keeps_best_files(tmp_path, monkeypatch):
         call("write_file", path="calc.py", content="def add(a, b):\n    return a - b\n"),
         call("write_file", path="calc.py", content="def add(a, b):\n    return None\n"),
     ]
-    worse = failing("add(1, 2) returned None, expected 3", 0.0)
-    # The last check runs as the run stops, in case a command changed a file unseen.
-    checks = [failing("add(1, 2) returned -1, expected 3", 0.5), worse, worse]
+    checks = [failing("add(1, 2) returned -1, expected 3", 0.5), failing("add(1, 2) returned None, expected 3", 0.0)]
     loop, workspace, events, _ = make_loop(tmp_path, replies, verifier(checks))
 
     result = loop.run(TASK)
@@ -352,3 +386,14 @@ def test_put_back_alone_checks_again_and_finishes(tmp_path):
     assert (workspace.root / "a.py").read_text() == "print('A')\n"
     notices = [event.data["text"] for event in events if event.kind == "notice"]
     assert any("better version of a.py" in text for text in notices)
+
+
+def test_unchecked_verification_keeps_stuck_detection(tmp_path):
+    replies = [PLAN, call("write_file", path="calc.py", content="x = 1\n")] + [{"text": "I am done thinking."}] * 12
+    nothing_checked = Verification(True, checked=False, conclusive=False)
+    loop, _, events, _ = make_loop(tmp_path, replies, lambda: nothing_checked)
+
+    result = loop.run(TASK)
+
+    assert result.status == "stuck"
+    assert [event for event in events if event.kind == "stuck_warning"]

@@ -58,6 +58,9 @@ class OpenAIEngine:
         self._lock = threading.Lock()
         self._required_rejected = False
         self._mismatch_warnings = 0
+        # Replies requested so far. Each request's seed adds it, so a prompt sent again (a repair that
+        # requests a file afresh) gets a new sample, while a run stays repeatable from its seed.
+        self._requests = 0
         logger.info(
             "Server %s (%s), model %s, context %d tokens", self.client.base_url, self.server.kind, self.model_name, self.context_size
         )
@@ -76,6 +79,7 @@ class OpenAIEngine:
         end_after_code_block: bool = False,
     ) -> Reply:
         started = time.perf_counter()
+        self._requests += 1
         # NOTE: allowed_tools is not enforced here: servers differ in whether they accept a named
         # tool_choice, and the loop only narrows tools to guide small models on the in-process engine.
         streamed = self._stream_reply(messages, tools, tool_choice, on_delta, max_tokens or self.settings.max_reply_tokens)
@@ -169,7 +173,7 @@ class OpenAIEngine:
             "temperature": settings.temperature,
             "top_p": settings.top_p,
             "top_k": settings.top_k,
-            "seed": settings.seed,
+            "seed": settings.seed + self._requests,
         }
         if tools:
             payload["tools"] = [tool.to_openai() for tool in tools]

@@ -6,8 +6,9 @@ commands. Run evals of untrusted models inside a container.
 
 from __future__ import annotations
 
+import ast
 import logging
-import re
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,14 +19,12 @@ from agent.evals.command_check import run_command_check
 from agent.evals.page import run_page_check
 from agent.evals.pytest_check import run_pytest_check
 from agent.evals.tasks import Check, CheckFailure, PageCheck, PytestCheck, Task
+from agent.verify import SKIPPED_FOLDERS, mentions
 
 logger = logging.getLogger(__name__)
 
 # The message fed back to the model is one failure, cut to this many characters, never the whole output.
 MAX_MESSAGE_CHARS = 600
-
-# Folders whose files no check is about.
-_SKIPPED_PARTS = frozenset({".git", ".gemma-agent", "__pycache__", "node_modules"})
 
 # Each runner returns None when the check passed, or a short message that states what is wrong
 # (a CheckFailure when it can also tell how much of the check passed).
@@ -46,7 +45,7 @@ class CheckResult:
     passed: bool
     message: str
     seconds: float
-    # The share of the check's own tests that passed: 1.0 when it passed, 0.0 when it cannot tell.
+    # The share of the check's own parts that passed: 1.0 when it passed, 0.0 when it cannot tell.
     progress: float = 0.0
     # The workspace files the check runs or reads, so a failure can be traced to the file to fix.
     files: list[str] = field(default_factory=list)
@@ -106,28 +105,44 @@ def run_check(check: Check, workspace: Path) -> CheckResult:
 def check_files(check: Check, workspace: Path) -> list[str]:
     """Return the workspace files a check is about: its page, or the files its test or command names.
 
-    A name counts when the check's text spells the file's path or, for Python, imports its module.
+    A file counts when the check's text spells its path, or, for a pytest check, imports its module.
     """
     if isinstance(check, PageCheck):
         return [check.page]
+    modules: set[str] = set()
     if isinstance(check, PytestCheck):
         try:
             text = check.path.read_text(encoding="utf-8")
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             return []
+        modules = _imported_modules(text)
     else:
         text = check.command
     found = []
-    for path in sorted(workspace.rglob("*")):
-        relative = path.relative_to(workspace)
-        if not path.is_file() or _SKIPPED_PARTS.intersection(relative.parts):
-            continue
-        names = [relative.as_posix()]
-        if path.suffix == ".py":
-            names.append(".".join(relative.with_suffix("").parts))
-        if any(re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text) for name in names):
-            found.append(relative.as_posix())
+    for folder, subfolders, files in os.walk(workspace):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith(".") and name not in SKIPPED_FOLDERS)
+        for name in sorted(files):
+            relative = Path(folder, name).relative_to(workspace)
+            module = ".".join(relative.with_suffix("").parts).removesuffix(".__init__")
+            if mentions(text, relative.as_posix()) or (relative.suffix == ".py" and module in modules):
+                found.append(relative.as_posix())
     return found
+
+
+def _imported_modules(source: str) -> set[str]:
+    """Return the modules a Python file imports: `import a.b` gives a.b, `from a import b` gives a and a.b."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.add(node.module)
+            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return modules
 
 
 def shorten(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:

@@ -162,10 +162,10 @@ def task_verifier(task: Task, workspace: Path) -> Callable[[], Any]:
 
 
 def _outcome(result: Any) -> Any:
-    from agent.verify import CheckOutcome
+    from agent.verify import CheckOutcome, mentions
 
     # A file the message names is the likelier culprit among those the check is about.
-    named = [name for name in result.files if name in result.message]
+    named = [name for name in result.files if mentions(result.message, name)]
     files = named + [name for name in result.files if name not in named]
     message = "" if result.passed else f"Check {result.name!r} failed: {result.message}"
     return CheckOutcome(result.name, result.passed, message, files, 1.0 if result.passed else result.progress)
