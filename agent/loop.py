@@ -492,9 +492,8 @@ class Loop:
         self.repair, restored = self.repairs.plan(verification, self._editable_files(), blocks=self._writes_in_blocks())
         if restored:
             self._put_back(restored, "checks got worse; put back the better version of")
-            if self.repair is None:
-                # With the better versions back, no file is to blame: check them again.
-                return self._check_work(summary, asked=asked, note=note)
+            # With the better versions back, the checks run again before a repair is planned.
+            return self._check_work(summary, asked=asked, note=note)
         if self.repair is None:
             self._tell(render_prompt("checks_failed", failure=verification.failure, rounds_left=rounds_left))
             return None
