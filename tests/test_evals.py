@@ -657,3 +657,48 @@ def test_page_check_stops_stuck_page(tmp_path, browser_available):
         "Check 'page' failed: the page check did not finish within 8 seconds; the page may be stuck in a loop."
     )
     assert report.results[0].seconds < 20
+
+
+@pytest.mark.browser
+def test_page_check_script_may_use_expect(tmp_path, browser_available):
+    task = page_task(tmp_path)
+    task.checks[0].script.write_text(
+        "from playwright.sync_api import expect\n\n"
+        "def check(page):\n"
+        "    expect(page.locator('#out')).to_have_text('')\n"
+        "    page.click('#go')\n"
+        "    expect(page.locator('#out')).to_have_text('done')\n"
+    )
+    workspace = page_workspace(tmp_path, 'go.onclick = () => { out.textContent = "done"; };')
+
+    report = run_checks(task, workspace)
+
+    assert report.passed, report.feedback()
+
+
+@pytest.mark.browser
+def test_page_check_script_crash_fails_check(tmp_path, browser_available):
+    task = page_task(tmp_path)
+    task.checks[0].script.write_text("def check(page):\n    raise KeyError('score')\n")
+    workspace = page_workspace(tmp_path, "")
+
+    report = run_checks(task, workspace)
+
+    assert report.feedback() == "Check 'page' failed: the page check itself failed: KeyError: 'score'"
+
+
+@pytest.mark.browser
+def test_page_check_failure_counts_progress(tmp_path, browser_available):
+    task = page_task(tmp_path)
+    task.checks[0].script.write_text(
+        "def check(page):\n"
+        "    page.click('#go')\n"
+        "    page.click('#go')\n"
+        "    assert page.inner_text('#out') == 'never', 'out is wrong'\n"
+    )
+    workspace = page_workspace(tmp_path, 'go.onclick = () => { out.textContent = "done"; };')
+
+    result = run_checks(task, workspace).results[0]
+
+    assert not result.passed
+    assert result.progress > 0

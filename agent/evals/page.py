@@ -48,6 +48,13 @@ ACTION_TIMEOUT_MS = 5_000
 # A failed page check's progress is n / (n + this), n being the page calls its script made before
 # failing. The page's random numbers are seeded, so a page that fails later in the script came closer.
 PROGRESS_HALF_CALLS = 20
+# The page calls counted for a failed check's progress: those a check script uses to act and to read.
+COUNTED_PAGE_METHODS = (
+    "click", "dblclick", "fill", "press", "type", "check", "uncheck", "select_option", "dispatch_event",
+    "evaluate", "locator", "query_selector", "query_selector_all", "inner_text", "text_content",
+    "get_attribute", "is_enabled", "is_disabled", "is_visible", "is_checked", "wait_for_selector",
+    "get_by_role", "get_by_text", "get_by_test_id", "reload", "goto",
+)
 # A source line quoted with an error is cut to this many characters.
 MAX_QUOTED_LINE = 120
 LOAD_TIMEOUT_MS = 30_000
@@ -99,39 +106,37 @@ def check_page(workspace: Path, page_path: str, script_path: Path, seed: int) ->
     browser_errors: list[str] = []
     with _serve(workspace) as base_url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS, headless=True)
+        calls = [0]
         try:
-            source = _PageSource(workspace, page_path)
-            page = _CountingPage(_open_page(browser, f"{base_url}/{page_path}", seed, browser_errors, source))
+            url = f"{base_url}/{page_path}"
+            page = _open_page(browser, url, seed, browser_errors, _PageSource(workspace, page_path, url))
+            _count_calls(page, calls)
             failure = _run_script(script, page, playwright_error)
         except playwright_error as error:
-            page = None
             failure = f"the browser could not open {page_path}: {_first_line(str(error))}"
         finally:
             browser.close()
 
-    calls = page.calls if page is not None else 0
     if browser_errors:
-        return browser_errors[0], calls
-    return failure, calls
+        return browser_errors[0], calls[0]
+    return failure, calls[0]
 
 
-class _CountingPage:
-    """A Playwright page that counts the calls a check script makes on it."""
+def _count_calls(page: Any, calls: list[int]) -> None:
+    """Count in `calls[0]` the calls a check script makes on the page, keeping the page object itself
+    (Playwright's expect() accepts only a real Page)."""
+    for name in COUNTED_PAGE_METHODS:
+        method = getattr(page, name, None)
+        if callable(method):
+            setattr(page, name, _counted(method, calls))
 
-    def __init__(self, page: Any):
-        self._page = page
-        self.calls = 0
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._page, name)
-        if not callable(value):
-            return value
+def _counted(method: Any, calls: list[int]) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return method(*args, **kwargs)
 
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls += 1
-            return value(*args, **kwargs)
-
-        return counted
+    return counted
 
 
 def main(argv: list[str]) -> None:
@@ -142,6 +147,9 @@ def main(argv: list[str]) -> None:
         outcome = {"failure": failure, "calls": calls}
     except UsageError as error:
         outcome = {"usage_error": str(error)}
+    except Exception as error:
+        # A crash of the check itself (its script, the browser) fails the check with its cause, never silently.
+        outcome = {"failure": f"the page check itself failed: {type(error).__name__}: {_first_line(str(error))}"}
     print(json.dumps(outcome))
 
 
@@ -191,9 +199,10 @@ def _import_playwright() -> tuple[Any, type[Exception]]:
 class _PageSource:
     """The page's own lines, to quote the line an error happened on."""
 
-    def __init__(self, workspace: Path, page_path: str):
+    def __init__(self, workspace: Path, page_path: str, url: str):
         self.page_path = page_path
-        self.location = re.compile(rf"/{re.escape(page_path)}:(\d+)(?::\d+)?")
+        self.url = url
+        self.location = re.compile(rf"{re.escape(url)}:(\d+)")
         try:
             self.lines = (workspace / page_path).read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
@@ -231,7 +240,7 @@ def _note_console(message: Any, browser_errors: list[str], source: _PageSource) 
         return
     location = message.location or {}
     where = ""
-    if str(location.get("url", "")).endswith("/" + source.page_path):
+    if location.get("url") == source.url:
         # Playwright counts lines from 0 here.
         where = source.where(int(location.get("lineNumber", -1)) + 1)
     browser_errors.append(f"the browser console shows an error: {_first_line(message.text)}{where}")
