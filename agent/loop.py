@@ -299,7 +299,7 @@ class Loop:
         changed: list[str] = []
         try:
             outcomes = self._run_calls(step, calls, changed)
-            outcomes = self._fill_content_requests(step, outcomes, changed)
+            outcomes = self._fill_content_requests(outcomes, changed)
         finally:
             # Also on a second Ctrl-C, so the files this step wrote are committed.
             self._checkpoint(step, changed, calls)
@@ -345,18 +345,18 @@ class Loop:
             outcomes.append((call, result))
         return outcomes
 
-    def _fill_content_requests(self, step: int, outcomes: list[Outcome], changed: list[str]) -> list[Outcome]:
+    def _fill_content_requests(self, outcomes: list[Outcome], changed: list[str]) -> list[Outcome]:
         """Take the content of each file a call named (write_file in blocks mode) from the next reply."""
         filled = []
         for call, result in outcomes:
             path = result.data.get("content_request")
             if path and not self.interrupt.requested:
-                result = self._receive_content(step, call, path)
+                result = self._receive_content(call, path)
                 changed.extend(p for p in result.changed if p not in changed)
             filled.append((call, result))
         return filled
 
-    def _receive_content(self, step: int, call: ToolCall, path: str, direct: bool = False) -> ToolResult:
+    def _receive_content(self, call: ToolCall, path: str, direct: bool = False) -> ToolResult:
         """Write the file `call` names with the code block of the next reply. `direct` means the content
         was asked for without a call from the model (a repair in blocks mode): that reply is a new step."""
         reply = self._reply(tool_choice="none", end_after_code_block=True, same_step=not direct)
@@ -387,7 +387,7 @@ class Loop:
         call = ToolCall(WRITE_TOOL, {"path": repair.path}, f"repair_{self.totals.steps + 1}")
         changed: list[str] = []
         try:
-            result = self._receive_content(self.totals.steps, call, repair.path, direct=True)
+            result = self._receive_content(call, repair.path, direct=True)
             changed = list(result.changed)
         finally:
             self._checkpoint(self.totals.steps, changed, [call])

@@ -15,16 +15,16 @@ file back unchanged. Asked afresh, it wrote a passing file in 2 of 8 tries at te
 in 0 of 7 when the prompt also quoted the failure, which it misread (it dropped the rank the failure
 named). Fresh tries at temperature 0.7 passed in 1 of 30, so the temperature stays as configured.
 
-Each verification is compared, file by file, with the best so far (the checks about a file, each
-counted by the share of it that passed): a changed file that scores lower is put back, so fresh
-attempts act as a search that never loses ground. A file whose score does not rise over several
+Each verification is compared, file by file, with the best so far. A file's score is the sum over
+the checks about it of the share of each that passed. A changed file that scores lower is put back,
+so fresh attempts act as a search that never loses ground. A file whose score does not rise over several
 repairs in a row gives the next failing file its turn.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.prompts import render_prompt

@@ -41,8 +41,10 @@ def load_resume(workspace: Workspace, run_id: str) -> ResumeState:
 
 
 def _recorded_messages(events: list[dict]) -> list[Message]:
-    """Return the conversation from the "message" events; a later event at the same index replaces the
-    earlier, and a "rewind" event drops every message from its length on."""
+    """Return the conversation from the "message" events.
+
+    A later event at the same index replaces the earlier. A "rewind" event drops every message from its length on.
+    """
     by_index: dict[int, Message] = {}
     for event in events:
         if event.get("event") == "message":

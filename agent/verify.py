@@ -86,28 +86,32 @@ def _mention(name: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w./-]){re.escape(name)}(?![\w-]|\.\w)")
 
 
+def workspace_files(root: Path) -> list[Path]:
+    """Return the workspace's files, sorted, skipping hidden and dependency folders."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith(".") and name not in SKIPPED_FOLDERS)
+        found.extend(Path(folder, name) for name in sorted(files))
+    return found
+
+
 def files_in_text(text: str, root: Path) -> list[str]:
     """Return the workspace files a text names by relative path, in the order they first appear."""
     found: list[tuple[int, str]] = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".") and name not in SKIPPED_FOLDERS]
-        for name in files:
-            relative = Path(folder, name).relative_to(root).as_posix()
-            match = _mention(relative).search(text)
-            if match:
-                found.append((match.start(), relative))
+    for path in workspace_files(root):
+        relative = path.relative_to(root).as_posix()
+        match = _mention(relative).search(text)
+        if match:
+            found.append((match.start(), relative))
     return [name for _, name in sorted(found)]
 
 
 def find_python_tests(root: Path) -> list[Path]:
     """Return the files pytest collects by default (test_*.py, *_test.py), skipping hidden and dependency folders."""
-    found = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith(".") and name not in SKIPPED_FOLDERS)
-        for name in sorted(files):
-            if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")):
-                found.append(Path(folder, name))
-    return found
+    return [
+        path for path in workspace_files(root)
+        if path.suffix == ".py" and (path.name.startswith("test_") or path.name.endswith("_test.py"))
+    ]
 
 
 def judge_pytest(exit_code: int | None, output: str, test_files: int) -> Verification:

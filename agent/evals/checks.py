@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,7 @@ from agent.evals.command_check import run_command_check
 from agent.evals.page import run_page_check
 from agent.evals.pytest_check import run_pytest_check
 from agent.evals.tasks import Check, CheckFailure, PageCheck, PytestCheck, Task
-from agent.verify import SKIPPED_FOLDERS, mentions
+from agent.verify import mentions, workspace_files
 
 logger = logging.getLogger(__name__)
 
@@ -119,13 +118,11 @@ def check_files(check: Check, workspace: Path) -> list[str]:
     else:
         text = check.command
     found = []
-    for folder, subfolders, files in os.walk(workspace):
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith(".") and name not in SKIPPED_FOLDERS)
-        for name in sorted(files):
-            relative = Path(folder, name).relative_to(workspace)
-            module = ".".join(relative.with_suffix("").parts).removesuffix(".__init__")
-            if mentions(text, relative.as_posix()) or (relative.suffix == ".py" and module in modules):
-                found.append(relative.as_posix())
+    for path in workspace_files(workspace):
+        relative = path.relative_to(workspace)
+        module = ".".join(relative.with_suffix("").parts).removesuffix(".__init__")
+        if mentions(text, relative.as_posix()) or (relative.suffix == ".py" and module in modules):
+            found.append(relative.as_posix())
     return found
 
 
