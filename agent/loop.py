@@ -32,12 +32,15 @@ __all__ = ["Loop", "RunResult", "RunTotals", "StepCommitter", "Verification", "V
 
 logger = logging.getLogger(__name__)
 
-# Each check run is one round: after each repair, and the loop's own checks. The step and time limits
-# usually end a run that cannot pass before this.
-MAX_VERIFY_ROUNDS = 40
+# Each check run is one round: after each repair, after a worse file is put back, and the loop's own
+# checks, so a repair can use two. The step and time limits usually end a run that cannot pass first:
+# a wordfreq run of the CPU model used up 40 rounds in 26 steps and 556 seconds.
+MAX_VERIFY_ROUNDS = 100
 MAX_MISSING_FILE_REJECTIONS = 2
 MAX_FLAWED_WRITES = 2
 MAX_CALLS_PER_REPLY = 8
+# Combinations of a file's earlier versions checked per round; each runs every check once.
+MAX_COMBINATIONS_PER_ROUND = 6
 # A plan of at most six one-line steps fits well within this; a model that rambles is cut off here.
 MAX_PLAN_TOKENS = 400
 # The system prompt, task, plan and start-of-work prompt that open every run.
@@ -497,8 +500,41 @@ class Loop:
         if self.repair is None:
             self._tell(render_prompt("checks_failed", failure=verification.failure, rounds_left=rounds_left))
             return None
+        if self._combine(self.repair.path):
+            # A combination of earlier versions scored higher: check again, then plan the next repair.
+            self.repair = None
+            return self._check_work(summary, asked=asked, note=note)
         self._start_repair(self.repair)
         return None
+
+    def _combine(self, path: str) -> bool:
+        """Try the best version of `path` with one definition from an earlier version, a few per round.
+
+        The first combination that the checks score higher is kept and committed. Returns whether one was kept.
+        """
+        best = self.repairs.best.get(path)
+        if best is None:
+            return False
+        file = self.context.workspace.root / path
+        editable = self._editable_files()
+        tried = 0
+        for combination in self.repairs.combinations(path):
+            file.write_text(combination.text, encoding="utf-8")
+            score = self.repairs.score(self.verify(), path, editable)
+            logger.info("%s with %s from an earlier version scores %s (best %.2f)", path, combination.name, score, best.score)
+            if score is not None and score > best.score:
+                notice = f"kept {path} with {combination.name} from an earlier version: the checks score it higher"
+                self.bus.emit("notice", text=notice)
+                summary = f"take {combination.name} from an earlier version of {path}"
+                self._checkpoint(self.totals.steps, [path], [], summary=summary)
+                self.changed_since_verify = True
+                return True
+            tried += 1
+            if tried >= MAX_COMBINATIONS_PER_ROUND or self.interrupt.requested:
+                break
+        if tried:
+            file.write_bytes(best.content)
+        return False
 
     def _editable_files(self) -> set[str]:
         """Return the files a repair may change or put back: those the task names or this run wrote."""

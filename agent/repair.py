@@ -17,17 +17,21 @@ named). Fresh tries at temperature 0.7 passed in 1 of 30, so the temperature sta
 
 Each verification is compared, file by file, with the best so far. A file's score is the sum over
 the checks about it of the share of each that passed. A changed file that scores lower is put back,
-so fresh attempts act as a search that never loses ground. A file whose score does not rise over several
-repairs in a row gives the next failing file its turn.
+so fresh attempts act as a search that never loses ground. Before a Python file is repaired, the
+loop tries its best version with one definition from an earlier version (agent.recombine), since the
+model often gets different parts right in different tries. A file whose score does not rise over
+several repairs in a row gives the next failing file its turn.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.prompts import render_prompt
+from agent.recombine import Combination, combinations
 from agent.verify import CheckOutcome, Verification, mentions
 
 logger = logging.getLogger(__name__)
@@ -40,6 +44,8 @@ MAX_REWRITE_LINES = 400
 # The repair prompt shows a file in full only up to this size. A larger one is fixed with any tool.
 MAX_SHOWN_CHARS = 24_000
 WRITE_TOOL = "write_file"
+# The versions of a file kept as material for combinations, the most recent ones.
+MAX_VERSIONS = 10
 _FENCE_LANGUAGES = {".py": "python", ".html": "html", ".htm": "html", ".js": "javascript", ".css": "css", ".json": "json"}
 
 
@@ -76,6 +82,9 @@ class Repairs:
         self.last_score: float | None = None
         self.last_failure = ""
         self.stalled: dict[str, int] = {}
+        # Each file's distinct versions seen at a verification, oldest first, and the combinations tried.
+        self.versions: dict[str, list[str]] = {}
+        self.tried: set[str] = set()
 
     def plan(
         self, verification: Verification, editable: set[str], blocks: bool = False
@@ -121,6 +130,26 @@ class Repairs:
         allowed = [WRITE_TOOL] if rewrite else None
         return RepairPlan(path, prompt, allowed, direct=reply_form == "block"), []
 
+    def combinations(self, path: str) -> Iterator[Combination]:
+        """Yield the best version of `path` with one definition from an earlier version, each only once,
+        newest earlier version first (see agent.recombine)."""
+        best = self.best.get(path)
+        if best is None or Path(path).suffix.lower() != ".py":
+            return
+        try:
+            best_text = best.content.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        for earlier in reversed(self.versions.get(path, [])):
+            for combination in combinations(best_text, earlier):
+                if combination.text not in self.tried:
+                    self.tried.add(combination.text)
+                    yield combination
+
+    def score(self, verification: Verification, path: str, editable: set[str]) -> float | None:
+        """Return the score of `path` in `verification`: the sum over the checks about it of the share that passed."""
+        return self._scores(verification.outcomes, editable).get(path)
+
     def settle(self, verification: Verification, editable: set[str]) -> list[str]:
         """Put back each file whose best version scored higher than it does now; return those put back."""
         failures = self._failures(verification, editable)
@@ -158,6 +187,7 @@ class Repairs:
                 content = (self.root / name).read_bytes()
             except OSError:
                 content = None
+            self._remember(name, content)
             best = self.best.get(name)
             if best is not None and score < best.score:
                 # A lower score with the same bytes comes from another file, which is put back instead.
@@ -167,6 +197,18 @@ class Repairs:
             if content is not None:
                 self.best[name] = Snapshot(score, failures.get(name, ""), content)
         return restored
+
+    def _remember(self, name: str, content: bytes | None) -> None:
+        """Keep a new version of a file as material for combinations."""
+        try:
+            text = content.decode("utf-8") if content is not None else None
+        except UnicodeDecodeError:
+            return
+        versions = self.versions.setdefault(name, [])
+        if text is None or text in versions:
+            return
+        versions.append(text)
+        del versions[:-MAX_VERSIONS]
 
     def _note_progress(self, scores: dict[str, float | None], failures: dict[str, str]) -> None:
         """Count the last repair as stalled when its file scores no higher (or, unscored, fails the same way)."""

@@ -226,7 +226,20 @@ def test_pytest_check_reports_first_failure_only(tmp_path):
     (workspace / "shapes.py").write_text("def area(side):\n    return side * 4\n")
     result = run_check(pytest_check(tmp_path), workspace)
     assert not result.passed
-    assert result.message == "test_square: area(2) returned 8, expected 4 (2 of 3 tests failed)"
+    assert result.message == "test_square: area(2) returned 8, expected 4 (2 of 3 tests failed; also test_unit)"
+
+
+def test_pytest_check_names_other_failures(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "shapes.py").write_text("def area(side):\n    return -1\n")
+    path = tmp_path / "test_many.py"
+    path.write_text("import shapes\n" + "".join(f"def test_side_{n}():\n    assert shapes.area({n}) == {n * n}\n" for n in range(6)))
+
+    result = run_check(PytestCheck(name="logic", path=path), workspace)
+
+    assert result.message.startswith("test_side_0: ")
+    assert result.message.endswith("(6 of 6 tests failed; also test_side_1, test_side_2, test_side_3, ...)")
 
 
 def test_pytest_check_reports_missing_module(tmp_path):

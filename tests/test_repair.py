@@ -397,3 +397,77 @@ def test_unchecked_verification_keeps_stuck_detection(tmp_path):
 
     assert result.status == "stuck"
     assert [event for event in events if event.kind == "stuck_warning"]
+
+
+def content_verifier(root: Path):
+    """Return a verifier that runs calc.py: add and sub each count half, and a broken file scores 0."""
+
+    def verify() -> Verification:
+        namespace: dict = {}
+        try:
+            exec((root / "calc.py").read_text(), namespace)
+            results = [namespace["add"](2, 1) == 3, namespace["sub"](2, 1) == 1]
+        except Exception:
+            results = [False, False]
+        if all(results):
+            return passing()
+        return failing(f"{results.count(False)} of 2 tests failed", results.count(True) / 2)
+
+    return verify
+
+
+def test_definition_from_earlier_version_combined(tmp_path):
+    add_right = "import math\n\n\ndef add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a + b\n"
+    sub_right = "def add(a, b):\n    return a * b\n\n\ndef sub(a, b):\n    return a - b\n"
+    replies = [PLAN, call("write_file", path="calc.py", content=add_right), call("write_file", path="calc.py", content=sub_right)]
+    loop, workspace, events, engine = make_loop(tmp_path, replies, None)
+    loop.verify = content_verifier(workspace.root)
+
+    result = loop.run(TASK)
+
+    assert result.status == "finished"
+    assert len(engine.prompts) == 3
+    text = (workspace.root / "calc.py").read_text()
+    assert "return a + b\n\n\ndef sub(a, b):\n    return a - b" in text
+    assert text.startswith("import math\n")
+    notices = [event.data["text"] for event in events if event.kind == "notice"]
+    assert "kept calc.py with add from an earlier version: the checks score it higher" in notices
+
+
+def test_unhelpful_combinations_leave_best_file(tmp_path):
+    first = "def add(a, b):\n    return 0\n\n\ndef sub(a, b):\n    return a - b\n"
+    second = "def add(a, b):\n    return 1\n\n\ndef sub(a, b):\n    return 0\n"
+    replies = [PLAN, call("write_file", path="calc.py", content=first), call("write_file", path="calc.py", content=second)]
+    loop, workspace, events, _ = make_loop(tmp_path, replies, None)
+    verify = content_verifier(workspace.root)
+    checked: list[str] = []
+
+    def recording() -> Verification:
+        checked.append((workspace.root / "calc.py").read_text())
+        return verify()
+
+    loop.verify = recording
+    loop.settings.max_steps = 3
+
+    loop.run(TASK)
+
+    assert (workspace.root / "calc.py").read_text() == first
+    # Both combinations of the second version into the first were checked, each once.
+    combined = [text for text in checked if text not in (first, second)]
+    assert sorted(combined) == sorted({first.replace("return 0", "return 1"), first.replace("a - b", "0")})
+    notices = [event.data["text"] for event in events if event.kind == "notice"]
+    assert not any(text.startswith("kept calc.py with") for text in notices)
+
+
+def test_repairs_yield_each_combination_once(tmp_path):
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return 0\n")
+    repairs = Repairs(tmp_path, ["calc.py"])
+    repairs.plan(failing("add is wrong", 0.0), {"calc.py"})
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return 1\n")
+    repairs.plan(failing("add is wrong", 0.0), {"calc.py"})
+
+    first = [combination.name for combination in repairs.combinations("calc.py")]
+    again = list(repairs.combinations("calc.py"))
+
+    assert first == ["add"]
+    assert again == []

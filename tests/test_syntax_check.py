@@ -12,7 +12,7 @@ from agent.sandbox import Sandbox
 from agent.tool import ToolContext
 from agent.workspace import Workspace
 from tools.files import EditFile, WriteFile
-from tools.syntax import syntax_problem
+from tools.syntax import requote_python_string, syntax_problem
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 
@@ -95,3 +95,52 @@ def test_json_script_element_is_not_javascript():
 
     assert syntax_problem(Path("index.html"), page) == ""
     assert syntax_problem(Path("index.html"), page.replace("let x = 1;", "let x = ;")).startswith("JavaScript SyntaxError")
+
+
+@pytest.mark.parametrize(
+    ("line", "fixed"),
+    [
+        ("words = re.findall(r'[a-z]+(?:'[a-z]+)*', text)", "words = re.findall(r\"[a-z]+(?:'[a-z]+)*\", text)"),
+        ("d = {'a': 'it's'}", "d = {'a': \"it's\"}"),
+        ('say("a "b" c")', 'say("a "b" c")'),
+    ],
+)
+def test_inner_quote_string_requoted(line, fixed):
+    content, note = requote_python_string(Path("a.py"), f"import re\n{line}\nx = 1\n")
+
+    assert content == f"import re\n{fixed}\nx = 1\n"
+    assert (note != "") == (fixed != line)
+    if note:
+        assert note.startswith("Line 2 had a ' inside a string quoted with '")
+        assert fixed in note
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "s = 'abc\n",  # only the closing quote is missing
+        "b = 'it's' + 'y'\n",  # the quote Python reports ends another string: a guess could change the meaning
+        "print('it's')  # don't\n",  # not an unterminated string to Python
+        "x = 1\n",
+    ],
+)
+def test_other_quote_errors_left_alone(content):
+    assert requote_python_string(Path("a.py"), content) == (content, "")
+    assert requote_python_string(Path("a.txt"), "w = 'it's'\n") == ("w = 'it's'\n", "")
+
+
+def test_write_and_edit_requote(context):
+    broken = "import re\nWORD = re.compile(r'[a-z]+(?:'[a-z]+)*')\n"
+
+    written = WriteFile().run({"path": "words.py", "content": broken}, context)
+
+    assert written.ok is True
+    assert "Line 2 had a ' inside a string quoted with '" in written.output
+    assert "one string requoted" in written.display
+    assert (context.workspace.root / "words.py").read_text() == broken.replace("r'[a-z]+(?:'[a-z]+)*'", "r\"[a-z]+(?:'[a-z]+)*\"")
+
+    edited = EditFile().run({"path": "words.py", "search": 'r"[a-z]+(?:\'[a-z]+)*"', "replace": "r'[a-z]+(?:'[a-z]+)*'"}, context)
+
+    assert edited.ok is True
+    assert "now quoted with \"" in edited.output
+    assert "(?:'[a-z]+)*\")" in (context.workspace.root / "words.py").read_text()

@@ -13,7 +13,7 @@ from agent.prompts import render_prompt
 from agent.tool import Tool, ToolContext, ToolError, ToolResult
 from agent.workspace import PathOutsideWorkspace, Workspace
 from tools.edits import apply_edit
-from tools.syntax import syntax_problem
+from tools.syntax import requote_python_string, syntax_problem
 from tools.textfile import TextFile, decode
 
 MAX_READ_LINES = 400
@@ -122,13 +122,16 @@ class WriteFile(Tool):
         if path.is_dir():
             raise ToolError(f"{arguments['path']} is a folder. Give a file path inside it.")
         content = unwrap_code_fence(path, arguments["content"])
+        note = " The ``` fences around the content were removed." if content != arguments["content"] else ""
+        content, requoted = requote_python_string(path, content)
+        note += f" {requoted}" if requoted else ""
         existed = path.exists()
         write_atomically(path, _existing_encoding(path).encode(content, arguments["path"]))
         relative = context.workspace.relative(path)
         lines = len(split_lines(content))
         verb = "Replaced" if existed else "Created"
-        note = " The ``` fences around the content were removed." if content != arguments["content"] else ""
-        result = ToolResult(f"{verb} {relative} ({lines} lines).{note}", f"{verb.lower()} {relative}, {lines} lines", changed=[relative])
+        display = f"{verb.lower()} {relative}, {lines} lines" + (", one string requoted" if requoted else "")
+        result = ToolResult(f"{verb} {relative} ({lines} lines).{note}", display, changed=[relative])
         return with_syntax_check(result, path, content)
 
 
@@ -171,10 +174,13 @@ class EditFile(Tool):
         path = context.workspace.resolve(arguments["path"])
         original = read_file(path, arguments["path"])
         applied = apply_edit(original.text, arguments["search"], arguments["replace"], arguments["path"])
-        write_atomically(path, original.encode(applied.text, arguments["path"]))
+        text, requoted = requote_python_string(path, applied.text)
+        write_atomically(path, original.encode(text, arguments["path"]))
         relative = context.workspace.relative(path)
         how = "" if applied.method == "exact" else f" (search matched with different {applied.method})"
-        result = ToolResult(f"Edited {relative}.{how}", f"edited {relative}{how}", changed=[relative])
+        note = f" {requoted}" if requoted else ""
+        display = f"edited {relative}{how}" + (", one string requoted" if requoted else "")
+        result = ToolResult(f"Edited {relative}.{how}{note}", display, changed=[relative])
         return with_syntax_check(result, path, path.read_text(encoding="utf-8", errors="replace"))
 
 

@@ -89,6 +89,45 @@ def _python_problem(content: str) -> str:
     return ""
 
 
+def requote_python_string(path: Path, content: str) -> tuple[str, str]:
+    """Requote a Python string that contains its own quote character, when that alone makes the file parse.
+
+    Small models put text such as the pattern `[a-z]+(?:'[a-z]+)*` inside single quotes, and then
+    repeat the same line after every error message. Python reports the quote that opens the
+    unterminated rest of the line. Where the intended string ends there and contains exactly one quote of
+    its own kind (so it starts at the second quote before), both its quotes become the other kind.
+    Any other shape is left to the model: a guess there could change what the line means.
+    Returns the content, changed or not, and a note for the model ("" when unchanged).
+    """
+    if path.suffix.lower() != ".py":
+        return content, ""
+    try:
+        ast.parse(content)
+        return content, ""
+    except SyntaxError as error:
+        if not error.msg.startswith("unterminated string literal") or not error.lineno or not error.offset:
+            return content, ""
+        number, end = error.lineno, error.offset - 1
+    lines = content.split("\n")
+    line = lines[number - 1]
+    if not 0 <= end < len(line) or line[end] not in "'\"":
+        return content, ""
+    quote = line[end]
+    other = "'" if quote == '"' else '"'
+    earlier = [index for index in range(end) if line[index] == quote]
+    if len(earlier) < 2 or other in line[earlier[-2]:end]:
+        return content, ""
+    start = earlier[-2]
+    fixed = f"{line[:start]}{other}{line[start + 1:end]}{other}{line[end + 1:]}"
+    candidate = "\n".join(lines[:number - 1] + [fixed] + lines[number:])
+    try:
+        ast.parse(candidate)
+    except SyntaxError:
+        return content, ""
+    quoted = fixed.strip()[:MAX_QUOTED_LINE]
+    return candidate, f"Line {number} had a {quote} inside a string quoted with {quote}; that string is now quoted with {other}: `{quoted}`."
+
+
 def _html_scripts_problem(content: str) -> str:
     for match in _INLINE_SCRIPT.finditer(content):
         script_type = _SCRIPT_TYPE.search(match.group(1))

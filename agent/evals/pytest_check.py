@@ -19,6 +19,8 @@ from agent.evals.process import run_process
 from agent.evals.tasks import CheckFailure, PytestCheck
 
 OUTPUT_TAIL_LINES = 5
+# A failure names this many failing tests at most: the first in full, then the names of the others.
+MAX_NAMED_FAILURES = 4
 
 
 def run_pytest_check(check: PytestCheck, workspace: Path) -> CheckFailure | str | None:
@@ -67,8 +69,13 @@ def _first_failure(junit: Path) -> CheckFailure | None:
     case = failed[0]
     problem = case.find("failure") if case.find("failure") is not None else case.find("error")
     summary = f"{case.get('name')}: {_problem_line(problem)}"
-    if len(cases) > 1:
-        summary += f" ({len(failed)} of {len(cases)} tests failed)"
+    if len(failed) > 1:
+        # The names of the other failing tests often show what the first failure hides, such as test_orders_ties_alphabetically.
+        others = ", ".join(other.get("name") or "?" for other in failed[1:MAX_NAMED_FAILURES])
+        more = ", ..." if len(failed) > MAX_NAMED_FAILURES else ""
+        summary += f" ({len(failed)} of {len(cases)} tests failed; also {others}{more})"
+    elif len(cases) > 1:
+        summary += f" (1 of {len(cases)} tests failed)"
     return CheckFailure(summary, progress=(len(cases) - len(failed)) / len(cases))
 
 
