@@ -518,22 +518,27 @@ class Loop:
         file = self.context.workspace.root / path
         editable = self._editable_files()
         tried = 0
-        for combination in self.repairs.combinations(path):
-            file.write_text(combination.text, encoding="utf-8")
-            score = self.repairs.score(self.verify(), path, editable)
-            logger.info("%s with %s from an earlier version scores %s (best %.2f)", path, combination.name, score, best.score)
-            if score is not None and score > best.score:
-                notice = f"kept {path} with {combination.name} from an earlier version: the checks score it higher"
-                self.bus.emit("notice", text=notice)
-                summary = f"take {combination.name} from an earlier version of {path}"
-                self._checkpoint(self.totals.steps, [path], [], summary=summary)
-                self.changed_since_verify = True
-                return True
-            tried += 1
-            if tried >= MAX_COMBINATIONS_PER_ROUND or self.interrupt.requested:
-                break
-        if tried:
-            file.write_bytes(best.content)
+        combination_kept = False
+        try:
+            for combination in self.repairs.combinations(path):
+                tried += 1
+                file.write_text(combination.text, encoding="utf-8")
+                score = self.repairs.score(self.verify(), path, editable)
+                logger.info("%s with %s from an earlier version scores %s (best %.2f)", path, combination.name, score, best.score)
+                if score is not None and score > best.score:
+                    notice = f"kept {path} with {combination.name} from an earlier version: the checks score it higher"
+                    combination_kept = True
+                    self.bus.emit("notice", text=notice)
+                    summary = f"take {combination.name} from an earlier version of {path}"
+                    self._checkpoint(self.totals.steps, [path], [], summary=summary)
+                    self.changed_since_verify = True
+                    return True
+                if tried >= MAX_COMBINATIONS_PER_ROUND or self.interrupt.requested:
+                    break
+        finally:
+            # Also when the checks crash or a second Ctrl-C arrives: a combination not chosen never stays.
+            if tried and not combination_kept:
+                file.write_bytes(best.content)
         return False
 
     def _editable_files(self) -> set[str]:

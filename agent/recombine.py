@@ -12,9 +12,14 @@ scores higher. Every line is still one the model wrote.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 MAIN_BLOCK = 'if __name__ == "__main__"'
+# A source line as Python counts lines: str.splitlines() also breaks at form feeds and other
+# characters that Python keeps inside a line, which would shift every block after them.
+_SOURCE_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError)
 
 
 @dataclass(frozen=True)
@@ -32,67 +37,98 @@ class _Block:
     text: str
 
 
+@dataclass(frozen=True)
+class _Module:
+    """A parsed version: its lines, top-level definitions by name, import statements, the names bound
+    at top level, and the line new imports go before (after the leading comments, docstring and imports)."""
+
+    lines: list[str]
+    definitions: dict[str, _Block]
+    imports: list[_Block]
+    bound: set[str]
+    head_end: int
+
+
 def combinations(best: str, earlier: str) -> list[Combination]:
     """Return `best` with each definition that `earlier` writes differently put in its place.
 
     The definition brings along the imports and the definitions of `earlier` that `best` lacks, since
-    it may use them. Only results that parse are returned.
+    it may use them. A definition whose name `best` binds otherwise (an import, an assignment) stays
+    behind, because it would change what `best` means by that name. Only results that compile are returned.
     """
-    best_parts = _top_level(best)
-    earlier_parts = _top_level(earlier)
-    if best_parts is None or earlier_parts is None:
+    ours = _module(best)
+    theirs = _module(earlier)
+    if ours is None or theirs is None:
         return []
-    best_definitions, best_imports, import_end = best_parts
-    earlier_definitions, earlier_imports, _ = earlier_parts
 
-    lines = best.splitlines(keepends=True)
-    known_imports = {block.text.strip() for block in best_imports}
-    new_imports = "".join(_line(block.text) for block in earlier_imports if block.text.strip() not in known_imports)
+    known_imports = {block.text.strip() for block in ours.imports}
+    new_imports = "".join(dict.fromkeys(_line(block.text) for block in theirs.imports if block.text.strip() not in known_imports))
     helpers = "".join(
         _line(block.text) + "\n"
-        for name, block in earlier_definitions.items()
-        if name not in best_definitions and name != MAIN_BLOCK
+        for name, block in theirs.definitions.items()
+        if name not in ours.bound and name != MAIN_BLOCK
     )
 
     found: list[Combination] = []
-    for name, block in best_definitions.items():
-        replacement = earlier_definitions.get(name)
+    for name, block in ours.definitions.items():
+        replacement = theirs.definitions.get(name)
         if replacement is None or replacement.text.strip() == block.text.strip():
             continue
-        if import_end <= block.start:
-            head = lines[:import_end] + [new_imports] + lines[import_end:block.start]
+        lines = ours.lines
+        if ours.head_end <= block.start:
+            head = lines[:ours.head_end] + [new_imports] + lines[ours.head_end:block.start]
         else:
             # An import below this definition: the new imports go right above it instead.
             head = lines[:block.start] + [new_imports]
         text = "".join(head + [helpers, _line(replacement.text)] + lines[block.end:])
-        if _parses(text) and text != best:
+        if text != best and _compiles(text):
             found.append(Combination(name, text))
     return found
 
 
-def _top_level(source: str) -> tuple[dict[str, _Block], list[_Block], int] | None:
-    """Return the top-level definitions by name, the top-level import statements, and the line after
-    the last import or the module docstring (0 when neither); None when `source` does not parse."""
+def _module(source: str) -> _Module | None:
+    """Parse one version into its parts; return None when it does not parse."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except _PARSE_ERRORS:
         return None
-    lines = source.splitlines(keepends=True)
+    lines = _SOURCE_LINE.findall(source)
     definitions: dict[str, _Block] = {}
     imports: list[_Block] = []
-    head_end = 0
+    bound: set[str] = set()
+    # New imports never go above a shebang, an encoding line or other leading comments.
+    head_end = next((index for index, line in enumerate(lines) if not line.lstrip().startswith("#")), len(lines))
     for index, node in enumerate(tree.body):
-        if isinstance(node, (ast.Import, ast.ImportFrom)) or (index == 0 and _is_docstring(node)):
-            head_end = max(head_end, node.end_lineno or node.lineno)
         start = min([node.lineno] + [decorator.lineno for decorator in getattr(node, "decorator_list", [])]) - 1
-        block = _Block(start, node.end_lineno or node.lineno, "".join(lines[start:node.end_lineno]))
+        end = node.end_lineno or node.lineno
+        block = _Block(start, end, "".join(lines[start:end]))
+        bound |= _names_bound(node)
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or (index == 0 and _is_docstring(node)):
+            head_end = max(head_end, end)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             definitions[node.name] = block
         elif isinstance(node, ast.If) and _is_main_check(node.test):
             definitions[MAIN_BLOCK] = block
-        elif isinstance(node, (ast.Import, ast.ImportFrom)) and not _is_future(node):
+        elif isinstance(node, (ast.Import, ast.ImportFrom)) and not _is_future(node) and _only_imports(block.text):
             imports.append(block)
-    return definitions, imports, head_end
+    return _Module(lines, definitions, imports, bound, head_end)
+
+
+def _names_bound(node: ast.stmt) -> set[str]:
+    """Return the names a top-level statement binds: a definition, an import, an assignment."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return {target.id for target in ast.walk(node) if isinstance(target, ast.Name) and isinstance(target.ctx, ast.Store)}
+
+
+def _only_imports(text: str) -> bool:
+    """Tell whether the lines of an import statement contain nothing else (`import re; x = f()` does)."""
+    try:
+        return all(isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.parse(text.strip()).body)
+    except _PARSE_ERRORS:
+        return False
 
 
 def _is_main_check(test: ast.expr) -> bool:
@@ -114,13 +150,13 @@ def _is_future(node: ast.stmt) -> bool:
 
 
 def _line(text: str) -> str:
-    return text if text.endswith("\n") else text + "\n"
+    return text if text.endswith(("\n", "\r")) else text + "\n"
 
 
-def _parses(text: str) -> bool:
+def _compiles(text: str) -> bool:
     """Tell whether `text` compiles; compiling also catches what parsing lets through, such as a misplaced __future__ import."""
     try:
         compile(text, "<combination>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
+    except _PARSE_ERRORS:
         return False
     return True

@@ -90,3 +90,38 @@ def test_future_import_stays_first():
     (combination,) = combinations(best, earlier)
 
     assert combination.text.startswith("from __future__ import annotations\nimport os\n")
+
+
+def test_form_feed_keeps_blocks_whole():
+    best = "def f():\n    return 1\n#\x0c\ndef g():\n    return 2\n"
+    earlier = "def f():\n    return 3\n\ndef g():\n    return 2\n"
+
+    (combination,) = combinations(best, earlier)
+
+    assert combination.name == "f"
+    assert combination.text == "def f():\n    return 3\n#\x0c\ndef g():\n    return 2\n"
+
+
+def test_shebang_stays_first():
+    (combination,) = combinations("#!/usr/bin/env python3\ndef f():\n    return 1\n", "import re\ndef f():\n    return re\n")
+
+    assert combination.text.startswith("#!/usr/bin/env python3\nimport re\n")
+
+
+def test_helper_never_shadows_best_name():
+    best = 'from os.path import join\n\ndef f():\n    return 1\n\ndef g():\n    return join("a", "b")\n'
+    earlier = 'def join(a, b):\n    return a + b\n\ndef f():\n    return join("x", "y")\n'
+
+    (combination,) = combinations(best, earlier)
+
+    assert "def join" not in combination.text
+
+
+def test_import_sharing_line_with_code_not_copied():
+    best = "def f():\n    return 1\n"
+    earlier = "import os; X = os.getcwd()\nimport re; import sys\n\ndef f():\n    return 2\n"
+
+    (combination,) = combinations(best, earlier)
+
+    assert "X = " not in combination.text
+    assert combination.text.count("import re; import sys") == 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agent.config import Settings
 from agent.engines.scripted import ScriptedEngine
 from agent.events import EventBus
@@ -471,3 +473,23 @@ def test_repairs_yield_each_combination_once(tmp_path):
 
     assert first == ["add"]
     assert again == []
+
+
+def test_crash_during_combination_restores_best(tmp_path):
+    first = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return 0\n"
+    second = "def add(a, b):\n    return 0\n\n\ndef sub(a, b):\n    return a - b\n"
+    replies = [PLAN, call("write_file", path="calc.py", content=first), call("write_file", path="calc.py", content=second)]
+    loop, workspace, _, _ = make_loop(tmp_path, replies, None)
+    verify = content_verifier(workspace.root)
+
+    def crashing() -> Verification:
+        if (workspace.root / "calc.py").read_text() not in (first, second):
+            raise RuntimeError("the check process failed")
+        return verify()
+
+    loop.verify = crashing
+
+    with pytest.raises(RuntimeError):
+        loop.run(TASK)
+
+    assert (workspace.root / "calc.py").read_text() == second

@@ -144,3 +144,15 @@ def test_write_and_edit_requote(context):
     assert edited.ok is True
     assert "now quoted with \"" in edited.output
     assert "(?:'[a-z]+)*\")" in (context.workspace.root / "words.py").read_text()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "print('Hello, ' + name + ')\n",  # the last closing quote is missing, no string contains a quote
+        "x = 'a' + '\n",
+        "x = 1\ry = 'it's'\r",  # lone carriage returns: Python's line numbers differ from split("\n")
+    ],
+)
+def test_missing_closing_quote_not_requoted(content):
+    assert requote_python_string(Path("a.py"), content) == (content, "")

@@ -95,7 +95,8 @@ def requote_python_string(path: Path, content: str) -> tuple[str, str]:
     Small models put text such as the pattern `[a-z]+(?:'[a-z]+)*` inside single quotes, and then
     repeat the same line after every error message. Python reports the quote that opens the
     unterminated rest of the line. Where the intended string ends there and contains exactly one quote of
-    its own kind (so it starts at the second quote before), both its quotes become the other kind.
+    its own kind, with text on both sides of it (so it starts at the second quote before), both its
+    quotes become the other kind.
     Any other shape is left to the model: a guess there could change what the line means.
     Returns the content, changed or not, and a note for the model ("" when unchanged).
     """
@@ -108,7 +109,12 @@ def requote_python_string(path: Path, content: str) -> tuple[str, str]:
         if not error.msg.startswith("unterminated string literal") or not error.lineno or not error.offset:
             return content, ""
         number, end = error.lineno, error.offset - 1
+    if re.search(r"\r(?!\n)", content):
+        # Python counts a lone carriage return as a line break, so the lines below would not match its numbers.
+        return content, ""
     lines = content.split("\n")
+    if number > len(lines):
+        return content, ""
     line = lines[number - 1]
     if not 0 <= end < len(line) or line[end] not in "'\"":
         return content, ""
@@ -117,7 +123,11 @@ def requote_python_string(path: Path, content: str) -> tuple[str, str]:
     earlier = [index for index in range(end) if line[index] == quote]
     if len(earlier) < 2 or other in line[earlier[-2]:end]:
         return content, ""
-    start = earlier[-2]
+    start, inner = earlier[-2], earlier[-1]
+    if line[inner - 1].isspace() or line[inner + 1].isspace():
+        # A quote inside a word or a pattern (don't, (?:'[a-z]) has text on both sides. One next to a
+        # space more likely closes a string, with the last string's closing quote missing instead.
+        return content, ""
     fixed = f"{line[:start]}{other}{line[start + 1:end]}{other}{line[end + 1:]}"
     candidate = "\n".join(lines[:number - 1] + [fixed] + lines[number:])
     try:
