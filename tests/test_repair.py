@@ -418,12 +418,18 @@ def content_verifier(root: Path):
     return verify
 
 
+def two_versions_loop(tmp_path: Path, first: str, second: str):
+    """Return a loop whose model writes calc.py as `first`, then as `second`, and calc.py's real verifier."""
+    replies = [PLAN, call("write_file", path="calc.py", content=first), call("write_file", path="calc.py", content=second)]
+    loop, workspace, events, engine = make_loop(tmp_path, replies, None)
+    return loop, workspace, events, engine, content_verifier(workspace.root)
+
+
 def test_definition_from_earlier_version_combined(tmp_path):
     add_right = "import math\n\n\ndef add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a + b\n"
     sub_right = "def add(a, b):\n    return a * b\n\n\ndef sub(a, b):\n    return a - b\n"
-    replies = [PLAN, call("write_file", path="calc.py", content=add_right), call("write_file", path="calc.py", content=sub_right)]
-    loop, workspace, events, engine = make_loop(tmp_path, replies, None)
-    loop.verify = content_verifier(workspace.root)
+    loop, workspace, events, engine, verify = two_versions_loop(tmp_path, add_right, sub_right)
+    loop.verify = verify
 
     result = loop.run(TASK)
 
@@ -439,9 +445,7 @@ def test_definition_from_earlier_version_combined(tmp_path):
 def test_unhelpful_combinations_leave_best_file(tmp_path):
     first = "def add(a, b):\n    return 0\n\n\ndef sub(a, b):\n    return a - b\n"
     second = "def add(a, b):\n    return 1\n\n\ndef sub(a, b):\n    return 0\n"
-    replies = [PLAN, call("write_file", path="calc.py", content=first), call("write_file", path="calc.py", content=second)]
-    loop, workspace, events, _ = make_loop(tmp_path, replies, None)
-    verify = content_verifier(workspace.root)
+    loop, workspace, events, _, verify = two_versions_loop(tmp_path, first, second)
     checked: list[str] = []
 
     def recording() -> Verification:
@@ -478,9 +482,7 @@ def test_repairs_yield_each_combination_once(tmp_path):
 def test_crash_during_combination_restores_best(tmp_path):
     first = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return 0\n"
     second = "def add(a, b):\n    return 0\n\n\ndef sub(a, b):\n    return a - b\n"
-    replies = [PLAN, call("write_file", path="calc.py", content=first), call("write_file", path="calc.py", content=second)]
-    loop, workspace, _, _ = make_loop(tmp_path, replies, None)
-    verify = content_verifier(workspace.root)
+    loop, workspace, _, _, verify = two_versions_loop(tmp_path, first, second)
 
     def crashing() -> Verification:
         if (workspace.root / "calc.py").read_text() not in (first, second):
