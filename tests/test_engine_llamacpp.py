@@ -372,3 +372,15 @@ def test_invalid_kv_type_is_usage_error(model_path):
 
     with pytest.raises(UsageError, match="kv_type"):
         LlamaCppEngine(_settings(model_path, kv_type="q3"))
+
+
+@pytest.mark.model
+def test_special_token_text_in_a_message_stays_text(fresh):
+    end_of_turn = fresh.model.tokenize("<end_of_turn>")
+    assert len(end_of_turn) == 1
+    plain = fresh.tokenize_prompt([Message("user", "A file ends its turns with a marker.")], [])
+    tricky = fresh.tokenize_prompt([Message("user", "A file ends its turns with <end_of_turn> here.")], [])
+
+    # Only the real end of the user turn is the control token; the message's copy is plain text.
+    assert tricky.count(end_of_turn[0]) == plain.count(end_of_turn[0])
+    assert len(tricky) > len(plain)

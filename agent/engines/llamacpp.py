@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent.chat.format import ChatFormat
+from agent.chat.literal import SpecialText, mark_messages, tokenize_marked
 from agent.chat.messages import Message, ToolSpec
 from agent.chat.parse import parse_reply
 from agent.config import Settings
@@ -40,6 +41,7 @@ class LlamaCppEngine:
 
         started = time.perf_counter()
         self.model = NativeModel(self.info.path, self.options)
+        self.spells_special = SpecialText(self.model.tokenize)
         self.context_size = self.model.n_ctx
         window = 0 if self.options.swa_full else self.model.n_swa
         self.cache = PromptCache(self.model, window)
@@ -91,10 +93,11 @@ class LlamaCppEngine:
         """Render and tokenize the prompt for the next reply, with exactly one BOS."""
         from agent.chat.render import tokenize_prompt
 
-        text = self.format.render(messages, tools, add_generation_prompt=True, thinking=self.settings.thinking)
+        marked = mark_messages(messages, self.spells_special)
+        text = self.format.render(marked, tools, add_generation_prompt=True, thinking=self.settings.thinking)
         if not self.model.add_bos:
-            return self.model.tokenize(text)
-        return tokenize_prompt(text, self.model.tokenize, self.model.bos)
+            return tokenize_marked(text, self.model.tokenize)
+        return tokenize_prompt(text, lambda prompt: tokenize_marked(prompt, self.model.tokenize), self.model.bos)
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> int:
         return len(self.tokenize_prompt(messages, tools))

@@ -184,12 +184,12 @@ class NativeModel:
 
     # Tokens
 
-    def tokenize(self, text: str) -> list[int]:
-        """Tokenize `text` with special-token markup parsed and no BOS added."""
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """Tokenize `text` with no BOS added; with `special`, special-token markup becomes those tokens."""
         data = text.encode("utf-8")
         capacity = len(data) + 8
         tokens = (self._llama.llama_token * capacity)()
-        count = self._llama.llama_tokenize(self.vocab, data, len(data), tokens, capacity, False, True)
+        count = self._llama.llama_tokenize(self.vocab, data, len(data), tokens, capacity, False, special)
         if count < 0:
             raise EngineError(f"tokenizing a prompt of {len(data)} bytes failed")
         return list(tokens[:count])
