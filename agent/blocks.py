@@ -18,17 +18,22 @@ _OPEN_FENCE = re.compile(r"^(`{3,}|~{3,})[^\n`]*\n", re.MULTILINE)
 def extract_file_content(reply: str) -> str | None:
     """Return the file content a reply holds: its longest fenced block, else the whole reply.
 
-    Returns None when there is nothing to write, or when a fence was opened but never closed (a
-    reply cut off at the token limit), so that no half file is written.
+    Returns None when there is nothing to write (no text, or only empty code blocks), or when a fence
+    was opened but never closed (a reply cut off at the token limit), so that no half file is written.
     """
     reply = _THOUGHT.sub("", reply)
     blocks = [match.group(2) for match in _FENCE.finditer(reply)]
-    if blocks:
+    if any(block.strip() for block in blocks):
         return max(blocks, key=len)
-    if _OPEN_FENCE.search(reply):
+    if blocks or _OPEN_FENCE.search(reply):
         return None
     text = reply.strip("\n")
     return text + "\n" if text.strip() else None
+
+
+def has_unclosed_fence(reply: str) -> bool:
+    """Tell whether a reply opens a code block that it never closes."""
+    return bool(_OPEN_FENCE.search(_FENCE.sub("", _THOUGHT.sub("", reply))))
 
 
 def is_call_text(content: str) -> bool:

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from agent.blocks import extract_file_content, is_call_text
+from agent.blocks import extract_file_content, has_unclosed_fence, is_call_text
 from agent.chat.messages import Message, ToolCall
 from agent.context import ContextBudget
 from agent.engines.base import Engine, Reply
@@ -375,7 +375,7 @@ class Loop:
             # A call in a code block is no more the file than a bare one.
             answered_with_call, content = True, None
         if content is None:
-            unclosed = not truncated and not answered_with_call and "```" in reply.text
+            unclosed = not truncated and not answered_with_call and has_unclosed_fence(reply.text)
             message = render_prompt("content_missing", path=path, truncated=truncated, unclosed=unclosed, direct=direct)
             result = ToolResult(message, "no content written", ok=False)
         else:

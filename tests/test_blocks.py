@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.blocks import extract_file_content
+from agent.blocks import extract_file_content, has_unclosed_fence
 from agent.config import Settings
 from agent.engines.scripted import ScriptedEngine
 from agent.events import EventBus
@@ -30,6 +30,18 @@ def test_reply_without_fence_is_taken_whole():
 def test_unclosed_fence_and_empty_reply_write_nothing():
     assert extract_file_content("```python\nprint('hi')\n") is None
     assert extract_file_content("  \n") is None
+
+
+def test_empty_code_block_writes_nothing():
+    assert extract_file_content("Here:\n```html\n```\n") is None
+    assert extract_file_content("```\n  \n```\n```python\nx = 1\n```\n") == "x = 1\n"
+
+
+def test_unclosed_fence_detection():
+    assert has_unclosed_fence("```html\n<p>cut off")
+    assert has_unclosed_fence("```js\nlet a;\n```\nand\n```js\nlet b;")
+    assert not has_unclosed_fence("```html\n```\n")
+    assert not has_unclosed_fence("Use ``` fences.")
 
 
 def test_thoughts_are_not_content():
@@ -84,6 +96,20 @@ def test_unclosed_block_is_reported(tmp_path):
 
     assert not (workspace.root / "page.html").exists()
     assert any("was never closed" in m.content for m in result.messages if m.role == "user")
+
+
+def test_empty_block_is_reported_as_missing_content(tmp_path):
+    replies = [
+        PLAN,
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "page.html"}}]},
+        {"text": "```html\n```"},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]},
+    ]
+
+    result, workspace, _ = run_blocks(tmp_path, replies)
+
+    assert not (workspace.root / "page.html").exists()
+    assert any("held no content for page.html" in m.content for m in result.messages if m.role == "user")
 
 
 def test_decoder_ends_reply_when_code_block_closes():

@@ -82,6 +82,24 @@ def test_placeholder_comment_is_reported():
     assert syntax_problem(Path("a.py"), "# TODO: handle errors\nx = 1\n") == ""
 
 
+@pytest.mark.parametrize(
+    "placeholder",
+    ["pass  # your code here", "# ... rest of the logic ...", "# ... existing code ...", "# rest of the functions", "# add the game logic here"],
+)
+def test_placeholder_comment_forms(placeholder):
+    problem = syntax_problem(Path("a.py"), f"def play():\n    deck = []\n    {placeholder}\n\nplay()\n")
+
+    assert problem.startswith("line 3 is a placeholder")
+
+
+@pytest.mark.parametrize(
+    "comment",
+    ["# the rest of this file parses input", "# skip the rest", "# put the cards here", "# the logic of scoring: aces count 11"],
+)
+def test_comment_like_a_placeholder_is_not_one(comment):
+    assert syntax_problem(Path("a.py"), f"def play():\n    return 1\n    {comment}\n\nplay()\n") == ""
+
+
 def test_leftover_comment_above_real_code_is_not_a_placeholder():
     page = "<script>\n    // Your JavaScript code goes here\n    let deck = [];\n</script>\n"
 

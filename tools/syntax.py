@@ -18,9 +18,17 @@ logger = logging.getLogger(__name__)
 
 NODE_CHECK_TIMEOUT_SECONDS = 10
 # Comments small models leave in place of the code they were asked for.
+_CODE_NOUN = r"(?:code|logic|functions?|implementation|content|script)s?"
 _PLACEHOLDER = re.compile(
-    r"(#|//|/\*|<!--)\s*(?:your|the|add|insert|put|rest of|more|remaining)?\s*[\w ]{0,30}?"
-    r"(?:code|logic|functions?|implementation|content|script)s?\s+(?:goes|go|will go|should go)\s+here",
+    r"(?:#|//|/\*|<!--)\s*(?:"
+    # "// Your JavaScript code goes here"
+    rf"(?:your|the|add|insert|put|rest of|more|remaining)?\s*[\w ]{{0,30}}?{_CODE_NOUN}\s+(?:goes|go|will go|should go)\s+here"
+    # "# your code here", "// add the logic here"
+    rf"|(?:your|add|insert|put)\s+(?:\w+\s+){{0,2}}?{_CODE_NOUN}\s+here"
+    # "// ... rest of the logic ...", "# ... existing code ...", "# rest of the functions"
+    r"|\.{2,}\s*(?:the\s+)?(?:rest|more|remaining|other|existing|previous|same)\b"
+    rf"|(?:the\s+)?(?:rest|remainder)\s+of\s+(?:the\s+|your\s+)?(?:\w+\s+)?{_CODE_NOUN}\b"
+    r")",
     re.IGNORECASE,
 )
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)([^>]*)>(.*?)</script>", re.DOTALL | re.IGNORECASE)

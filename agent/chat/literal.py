@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.chat.messages import Message
 
-# Private-use characters. Tokenizing removes them, so the model never sees them.
+# Private-use characters. tokenize_marked removes them, so they never reach the model.
 OPEN = "\ue000"
 CLOSE = "\ue001"
 _MARKS = re.compile(f"[{OPEN}{CLOSE}]")
