@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 MAIN_BLOCK = 'if __name__ == "__main__"'
+BYTE_ORDER_MARK = "\ufeff"
 # A source line as Python counts lines: str.splitlines() also breaks at form feeds and other
 # characters that Python keeps inside a line, which would shift every block after them.
 _SOURCE_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
@@ -56,6 +57,9 @@ def combinations(best: str, earlier: str) -> list[Combination]:
     it may use them. A definition whose name `best` binds otherwise (an import, an assignment) stays
     behind, because it would change what `best` means by that name. Only results that compile are returned.
     """
+    # Python reads a file that starts with a byte-order mark, but ast.parse rejects the mark in a str.
+    mark = BYTE_ORDER_MARK if best.startswith(BYTE_ORDER_MARK) else ""
+    best, earlier = best.removeprefix(BYTE_ORDER_MARK), earlier.removeprefix(BYTE_ORDER_MARK)
     ours = _module(best)
     theirs = _module(earlier)
     if ours is None or theirs is None:
@@ -82,7 +86,7 @@ def combinations(best: str, earlier: str) -> list[Combination]:
             head = lines[:block.start] + [new_imports]
         text = "".join(head + [helpers, _line(replacement.text)] + lines[block.end:])
         if text != best and _compiles(text):
-            found.append(Combination(name, text))
+            found.append(Combination(name, mark + text))
     return found
 
 

@@ -125,3 +125,12 @@ def test_import_sharing_line_with_code_not_copied():
 
     assert "X = " not in combination.text
     assert combination.text.count("import re; import sys") == 1
+
+
+def test_byte_order_mark_kept_in_combinations():
+    found = by_name(combinations("\ufeff" + BEST, "\ufeff" + EARLIER))
+
+    assert sorted(found) == sorted(["top_words", MAIN_BLOCK])
+    assert found["top_words"].startswith('\ufeff"""Word counts."""')
+    assert found["top_words"].count("\ufeff") == 1
+    assert by_name(combinations(BEST, "\ufeff" + EARLIER))["top_words"].startswith('"""Word counts."""')
