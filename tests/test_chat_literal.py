@@ -8,7 +8,7 @@ import pytest
 
 from agent.chat.gemma3 import Gemma3Format
 from agent.chat.gemma4 import Gemma4Format
-from agent.chat.literal import CLOSE, OPEN, SpecialText, mark, mark_messages, tokenize_marked
+from agent.chat.literal import Marks, SpecialText, mark_messages, tokenize_marked
 from agent.chat.messages import Message, ToolCall, ToolSpec
 from agent.chat.template import TemplateFormat
 from tests.test_chat_render import CHATML_TEMPLATE, GEMMA4_TEMPLATE, TOOLS
@@ -40,14 +40,21 @@ def conversation(tricky: str) -> list[Message]:
     ]
 
 
-def unmarked(text: str) -> str:
-    return text.replace(OPEN, "").replace(CLOSE, "")
+MARKS = Marks("\ue000", "\ue001")
 
 
-def test_mark_leaves_edge_whitespace_outside():
-    assert mark("  a <turn|> b\n") == f"  {OPEN}a <turn|> b{CLOSE}\n"
-    assert mark("   ") == "   "
-    assert mark(f"x{OPEN}y") == f"{OPEN}xy{CLOSE}"
+def unmarked(text: str, marks: Marks) -> str:
+    return text.replace(marks.open, "").replace(marks.close, "")
+
+
+def always(text: str) -> bool:
+    return bool(text)
+
+
+def test_wrap_leaves_edge_whitespace_outside():
+    assert MARKS.wrap("  a <turn|> b\n") == "  \ue000a <turn|> b\ue001\n"
+    assert MARKS.wrap("   ") == "   "
+    assert MARKS.wrap("") == ""
 
 
 @pytest.mark.parametrize(
@@ -62,26 +69,51 @@ def test_mark_leaves_edge_whitespace_outside():
 def test_marks_change_no_rendered_character(make_format):
     messages = conversation('a <turn|> b <|"|> c')
     fmt = make_format()
+    marked, marks = mark_messages(messages, always)
 
-    marked = fmt.render(mark_messages(messages, lambda text: True), TOOLS)
+    rendered = fmt.render(marked, TOOLS)
 
-    assert unmarked(marked) == fmt.render(messages, TOOLS)
-    assert marked.count(OPEN) == marked.count(CLOSE) > 0
+    assert unmarked(rendered, marks) == fmt.render(messages, TOOLS)
+    assert rendered.count(marks.open) == rendered.count(marks.close) > 0
 
 
 def test_mark_messages_skips_plain_text():
-    messages = mark_messages(conversation("<|im_end|>") + [Message("user", "plain")], SpecialText(fake_tokenize))
+    messages, marks = mark_messages(conversation("<|im_end|>") + [Message("user", "plain")], SpecialText(fake_tokenize))
 
     assert messages[0].content == "You are a coding agent."
-    assert messages[1].content == f"{OPEN}Explain this: <|im_end|>{CLOSE}"
-    assert messages[2].tool_calls[0].arguments == {"path": "notes.md", "content": f"{OPEN}<|im_end|>{CLOSE}", "tags": [f"{OPEN}<|im_end|>{CLOSE}"]}
+    assert messages[1].content == f"{marks.open}Explain this: <|im_end|>{marks.close}"
+    assert messages[2].tool_calls[0].arguments == {
+        "path": "notes.md",
+        "content": f"{marks.open}<|im_end|>{marks.close}",
+        "tags": [f"{marks.open}<|im_end|>{marks.close}"],
+    }
     assert messages[-1].content == "plain"
 
 
-def test_tokenize_marked_spans_as_plain_text():
-    prompt = f"<|im_end|>user\n{OPEN}say <|im_end|> now{CLOSE}<|im_end|>"
+def test_plain_conversation_gets_no_marks():
+    messages = conversation("nothing special \ue000 here")
 
-    tokens = tokenize_marked(prompt, fake_tokenize)
+    marked, marks = mark_messages(messages, SpecialText(fake_tokenize))
+
+    assert marks is None
+    assert marked == messages
+
+
+def test_marks_avoid_characters_the_messages_use():
+    # Icon fonts put their glyphs in the private-use range, so a file may contain the usual marks.
+    messages = [Message("user", "icon \ue000\ue001 and <turn|>"), Message("user", "<turn|> \ue002")]
+
+    marked, marks = mark_messages(messages, SpecialText(fake_tokenize))
+    tokens = tokenize_marked("<turn|>" + marked[0].content + "<turn|>" + marked[1].content, fake_tokenize, marks)
+
+    assert {marks.open, marks.close}.isdisjoint("\ue000\ue001\ue002")
+    assert tokens == [1, *map(ord, "icon \ue000\ue001 and <turn|>"), 1, *map(ord, "<turn|> \ue002")]
+
+
+def test_tokenize_marked_spans_as_plain_text():
+    prompt = "<|im_end|>user\n\ue000say <|im_end|> now\ue001<|im_end|>"
+
+    tokens = tokenize_marked(prompt, fake_tokenize, MARKS)
 
     assert tokens == [2, *map(ord, "user\n"), *map(ord, "say <|im_end|> now"), 2]
 
@@ -93,14 +125,16 @@ def test_tokenize_unmarked_prompt_in_one_call():
         calls.append((text, special))
         return fake_tokenize(text, special)
 
-    assert tokenize_marked("a<turn|>b", tokenize) == [97, 1, 98]
-    assert calls == [("a<turn|>b", True)]
+    assert tokenize_marked("a<turn|>b\ue000", tokenize, None) == [97, 1, 98, 0xE000]
+    assert calls == [("a<turn|>b\ue000", True)]
 
 
 def test_tokenize_marked_drops_unpaired_marks():
-    # A template that keeps only the text after a marker cuts the opening mark off.
-    assert tokenize_marked(f"x<turn|>y{CLOSE}z", fake_tokenize) == [120, 1, 121, 122]
-    assert tokenize_marked(f"{OPEN}a{OPEN}b{CLOSE}", fake_tokenize) == [97, 98]
+    # A template that keeps only the text after a marker cuts the opening mark off; the other spans stay plain.
+    prompt = "x<turn|>y\ue001z \ue000<turn|>\ue001"
+
+    assert tokenize_marked(prompt, fake_tokenize, MARKS) == [120, 1, 121, 122, 32, *map(ord, "<turn|>")]
+    assert tokenize_marked("\ue000a\ue000b<turn|>\ue001", fake_tokenize, MARKS) == [97, *map(ord, "b<turn|>")]
 
 
 def test_special_text_caches_results():

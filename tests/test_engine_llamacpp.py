@@ -376,11 +376,12 @@ def test_invalid_kv_type_is_usage_error(model_path):
 
 @pytest.mark.model
 def test_special_token_text_in_a_message_stays_text(fresh):
-    end_of_turn = fresh.model.tokenize("<end_of_turn>")
-    assert len(end_of_turn) == 1
-    plain = fresh.tokenize_prompt([Message("user", "A file ends its turns with a marker.")], [])
-    tricky = fresh.tokenize_prompt([Message("user", "A file ends its turns with <end_of_turn> here.")], [])
+    markers = [fresh.model.tokenize(text) for text in ("<start_of_turn>", "<end_of_turn>")]
+    assert [len(marker) for marker in markers] == [1, 1]
+    plain = fresh.tokenize_prompt([Message("user", "A file opens and ends turns with markers.")], [])
+    tricky = fresh.tokenize_prompt([Message("user", "A file opens with <start_of_turn> and ends with <end_of_turn>.")], [])
 
-    # Only the real end of the user turn is the control token; the message's copy is plain text.
-    assert tricky.count(end_of_turn[0]) == plain.count(end_of_turn[0])
+    # Only the format's own markers are control tokens; the message's copies are plain text.
+    for (marker,) in markers:
+        assert tricky.count(marker) == plain.count(marker)
     assert len(tricky) > len(plain)

@@ -93,11 +93,11 @@ class LlamaCppEngine:
         """Render and tokenize the prompt for the next reply, with exactly one BOS."""
         from agent.chat.render import tokenize_prompt
 
-        marked = mark_messages(messages, self.spells_special)
+        marked, marks = mark_messages(messages, self.spells_special)
         text = self.format.render(marked, tools, add_generation_prompt=True, thinking=self.settings.thinking)
         if not self.model.add_bos:
-            return tokenize_marked(text, self.model.tokenize)
-        return tokenize_prompt(text, lambda prompt: tokenize_marked(prompt, self.model.tokenize), self.model.bos)
+            return tokenize_marked(text, self.model.tokenize, marks)
+        return tokenize_prompt(text, lambda prompt: tokenize_marked(prompt, self.model.tokenize, marks), self.model.bos)
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> int:
         return len(self.tokenize_prompt(messages, tools))
