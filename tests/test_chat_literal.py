@@ -99,7 +99,7 @@ def test_plain_conversation_gets_no_marks():
     assert marked == messages
 
 
-def test_marks_avoid_characters_the_messages_use():
+def test_marks_avoid_used_characters():
     # Icon fonts put their glyphs in the private-use range, so a file may contain the usual marks.
     messages = [Message("user", "icon \ue000\ue001 and <turn|>"), Message("user", "<turn|> \ue002")]
 
@@ -130,7 +130,7 @@ def test_tokenize_unmarked_prompt_in_one_call():
 
 
 def test_tokenize_marked_drops_unpaired_marks():
-    # A template that keeps only the text after a marker cuts the opening mark off; the other spans stay plain.
+    # A template that keeps only the text after a marker cuts the opening mark off. The other spans stay plain.
     prompt = "x<turn|>y\ue001z \ue000<turn|>\ue001"
 
     assert tokenize_marked(prompt, fake_tokenize, MARKS) == [120, 1, 121, 122, 32, *map(ord, "<turn|>")]

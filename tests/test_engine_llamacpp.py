@@ -375,13 +375,13 @@ def test_invalid_kv_type_is_usage_error(model_path):
 
 
 @pytest.mark.model
-def test_special_token_text_in_a_message_stays_text(fresh):
+def test_special_token_text_stays_plain(fresh):
     markers = [fresh.model.tokenize(text) for text in ("<start_of_turn>", "<end_of_turn>")]
     assert [len(marker) for marker in markers] == [1, 1]
     plain = fresh.tokenize_prompt([Message("user", "A file opens and ends turns with markers.")], [])
     tricky = fresh.tokenize_prompt([Message("user", "A file opens with <start_of_turn> and ends with <end_of_turn>.")], [])
 
-    # Only the format's own markers are control tokens; the message's copies are plain text.
+    # Only the format's own markers are control tokens. The message's copies are plain text.
     for (marker,) in markers:
         assert tricky.count(marker) == plain.count(marker)
     assert len(tricky) > len(plain)

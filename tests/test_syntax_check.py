@@ -96,7 +96,7 @@ def test_placeholder_comment_forms(placeholder):
     "comment",
     ["# the rest of this file parses input", "# skip the rest", "# put the cards here", "# the logic of scoring: aces count 11"],
 )
-def test_comment_like_a_placeholder_is_not_one(comment):
+def test_placeholder_lookalike_comments_pass(comment):
     assert syntax_problem(Path("a.py"), f"def play():\n    return 1\n    {comment}\n\nplay()\n") == ""
 
 

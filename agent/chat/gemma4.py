@@ -72,7 +72,7 @@ def gemma4_call(call: ToolCall) -> str:
 
 def gemma4_response(name: str, result: str) -> str:
     """Write one tool result; results are text, so they go under the `value` key."""
-    # A result that contains `<|"|>` or a turn marker is written as is; the in-process engine
+    # A result that contains `<|"|>` or a turn marker is written as is. The in-process engine
     # tokenizes such text as plain text (agent/chat/literal.py).
     return f"{RESPONSE_START}response:{name}{{value:{STRING}{result}{STRING}}}{RESPONSE_END}"
 

@@ -70,8 +70,11 @@ class Marks:
 
 
 def mark_messages(messages: Sequence[Message], spells_special: Callable[[str], bool]) -> tuple[list[Message], Marks | None]:
-    """Return the messages with every content and call argument that spells a special token marked,
-    and the marks used. When no text needs marking, the marks are None and the messages stay as they are."""
+    """Return the messages with each text that spells a special token marked, and the marks used.
+
+    The texts are message contents and call argument strings. When none needs marking, the marks are
+    None and the messages stay as they are.
+    """
     texts = [text for message in messages for text in _texts(message)]
     if not any(spells_special(text) for text in texts):
         return list(messages), None

@@ -185,7 +185,7 @@ class NativeModel:
     # Tokens
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
-        """Tokenize `text` with no BOS added; with `special`, special-token markup becomes those tokens."""
+        """Tokenize `text` with no BOS added. With `special`, special-token markup becomes those tokens."""
         data = text.encode("utf-8")
         capacity = len(data) + 8
         tokens = (self._llama.llama_token * capacity)()
